@@ -1,0 +1,150 @@
+"""Cookie policy and timeouts: every option of ``setup``, validated once."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+
+from aiohttp import hdrs, web
+
+from .stores.base import SessionRecord
+
+#: Server-side lifetime of a session when neither ``idle_timeout`` nor ``max_age`` is set.
+DEFAULT_LIFETIME = 14 * 24 * 3600
+_SAMESITE = ("Strict", "Lax", "None")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def check_max_age(value: int | None) -> int | None:
+    """Validate a cookie lifetime: a positive whole number of seconds, or None."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ValueError("max_age must be a positive whole number of seconds or None")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionConfig:
+    """The options of ``setup`` / ``session_middleware``; see docs/options.md."""
+
+    cookie_name: str = "AIOHTTP_SESSION"
+    max_age: int | None = None
+    idle_timeout: float | None = None
+    absolute_timeout: float | None = None
+    rolling: bool = False
+    renew: bool = False
+    domain: str | None = None
+    path: str = "/"
+    secure: bool | None = None
+    httponly: bool = True
+    samesite: str | None = "Lax"
+    save_uninitialized: bool = False
+    trust_proxy: bool = False
+
+    def __post_init__(self) -> None:
+        if not _TOKEN.fullmatch(self.cookie_name):
+            raise ValueError(f"cookie_name {self.cookie_name!r} is not a valid cookie name")
+        for name in ("max_age", "idle_timeout", "absolute_timeout"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+            ):
+                raise ValueError(f"{name} must be a positive number of seconds or None")
+        check_max_age(self.max_age)
+        if not self.path.startswith("/"):
+            raise ValueError(f"path must start with '/', got {self.path!r}")
+        if self.samesite is not None and self.samesite not in _SAMESITE:
+            raise ValueError(f"samesite must be one of {_SAMESITE} or None")
+        if self.samesite == "None" and self.secure is False:
+            raise ValueError("samesite='None' needs secure cookies (secure=None or True)")
+        for name in ("rolling", "renew", "httponly", "save_uninitialized", "trust_proxy"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False")
+
+    # -- lifetimes ------------------------------------------------------------------
+
+    def lifetime(self, record: SessionRecord) -> float:
+        """Seconds a session lives on the server after its last save or touch."""
+        max_age = record.max_age or self.max_age
+        candidates = [t for t in (self.idle_timeout, max_age) if t is not None]
+        return min(candidates) if candidates else DEFAULT_LIFETIME
+
+    def ttl(self, record: SessionRecord, now: float) -> float:
+        """The store TTL for a record saved now; the absolute timeout caps it."""
+        ttl = self.lifetime(record)
+        if self.absolute_timeout is not None:
+            ttl = min(ttl, record.created + self.absolute_timeout - now)
+        return max(ttl, 1.0)
+
+    def expired(self, record: SessionRecord, now: float) -> bool:
+        """Enforce the timeouts on the server, whatever the cookie or the store say."""
+        if self.absolute_timeout is not None and now - record.created > self.absolute_timeout:
+            return True
+        if record.accessed is None:
+            return False
+        return now - record.accessed > self.lifetime(record)
+
+    def touch_due(self, record: SessionRecord, now: float) -> bool:
+        """Whether a request that changed nothing should still extend the session.
+
+        With an idle timeout, activity is recorded at most once a minute (or every tenth
+        of the timeout when that is shorter); otherwise once half the lifetime is gone.
+        """
+        if self.rolling or record.accessed is None:
+            return True
+        since = now - record.accessed
+        if self.idle_timeout is not None:
+            return since >= min(60.0, self.idle_timeout / 10)
+        return since >= self.lifetime(record) / 2
+
+    # -- the cookie -----------------------------------------------------------------
+
+    def is_secure(self, request: web.BaseRequest) -> bool:
+        if self.secure is not None:
+            return self.secure
+        if request.secure:
+            return True
+        if self.trust_proxy:
+            proto = request.headers.get("X-Forwarded-Proto", "")
+            return proto.split(",")[0].strip().lower() == "https"
+        return False
+
+    def set_cookie(
+        self,
+        request: web.BaseRequest,
+        response: web.StreamResponse,
+        value: str,
+        max_age: int | None,
+    ) -> None:
+        """Add the session's Set-Cookie header; works before and during prepare."""
+        self._add(request, response, value, max_age)
+
+    def delete_cookie(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
+        self._add(request, response, "", 0)
+
+    def _add(
+        self,
+        request: web.BaseRequest,
+        response: web.StreamResponse,
+        value: str,
+        max_age: int | None,
+    ) -> None:
+        # Written straight into the headers: aiohttp turns response.set_cookie() into
+        # headers before on_response_prepare runs, so a cookie set there would be lost.
+        jar: SimpleCookie = SimpleCookie()
+        jar[self.cookie_name] = value
+        morsel = jar[self.cookie_name]
+        morsel["path"] = self.path
+        if self.domain is not None:
+            morsel["domain"] = self.domain
+        if max_age is not None:
+            morsel["max-age"] = str(max_age)
+            if max_age == 0:
+                morsel["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
+        if self.is_secure(request):
+            morsel["secure"] = True
+        if self.httponly:
+            morsel["httponly"] = True
+        if self.samesite is not None:
+            morsel["samesite"] = self.samesite
+        response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())

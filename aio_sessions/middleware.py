@@ -1,0 +1,167 @@
+"""The aiohttp middleware, ``setup`` and the request helpers.
+
+A session is loaded lazily, on the first ``get_session``, and committed just before the
+response's headers go out: by the middleware for responses the handler returns or raises,
+and from ``on_response_prepare`` for responses the handler prepares itself (streams, file
+responses, the 101 of a WebSocket handshake).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .config import SessionConfig
+from .errors import StoreUnavailable
+from .manager import SessionManager
+from .session import Session
+from .stores.base import Store
+from .stores.memory import MemoryStore
+
+log = logging.getLogger("aio_sessions")
+
+
+class _RequestState:
+    """One request's view of the session: loaded once, committed once."""
+
+    __slots__ = ("committed", "manager", "request", "session")
+
+    def __init__(self, manager: SessionManager, request: web.Request) -> None:
+        self.manager = manager
+        self.request = request
+        self.session: Session | None = None
+        self.committed = False
+
+    async def get(self) -> Session:
+        if self.session is None:
+            cookie = self.request.cookies.get(self.manager.config.cookie_name)
+            session = await self.manager.load(cookie)
+            if self.session is None:  # another task of this request may have won
+                self.session = session
+        return self.session
+
+    async def commit(self, response: web.StreamResponse) -> None:
+        """Save the session and put its cookie on ``response`` (once per request)."""
+        self.committed = True
+        session = self.session
+        if session is None:
+            return
+        await self.manager.save(session)
+        if session._cookie is None:
+            return
+        config = self.manager.config
+        if session._cookie:
+            config.set_cookie(self.request, response, session._cookie, session.max_age)
+        else:
+            config.delete_cookie(self.request, response)
+        session._cookie = None
+
+
+_STATE: Final = web.RequestKey("aio_sessions.state", _RequestState)
+_MANAGER: Final = web.AppKey("aio_sessions.manager", SessionManager)
+
+
+class SessionMiddleware:
+    """The session middleware; ``setup()`` installs it together with its prepare hook."""
+
+    __middleware_version__ = 1
+
+    def __init__(self, manager: SessionManager) -> None:
+        self.manager = manager
+
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        state = _RequestState(self.manager, request)
+        request[_STATE] = state
+        try:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                if not state.committed:
+                    await state.commit(exc)
+                raise
+            except BaseException:
+                state.committed = True  # a crashed handler's half-done changes are dropped
+                raise
+            if not state.committed:
+                await state.commit(response)
+            elif state.session is not None and state.session.dirty:
+                # The handler prepared the response itself (a stream, a WebSocket)
+                # and changed the session afterwards: store it, there is no cookie to send.
+                await self.manager.save(state.session)
+                if state.session._cookie:
+                    log.warning("session cookie not sent: the response was already prepared")
+            return response
+        except StoreUnavailable as exc:
+            log.error("session store unavailable: %s", exc)
+            raise web.HTTPServiceUnavailable(
+                text="Session store unavailable, please retry.",
+                headers={"Retry-After": "1"},
+            ) from exc
+
+    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Commit before the headers of a response the handler prepares itself go out."""
+        state = request.get(_STATE)
+        if state is not None and not state.committed:
+            await state.commit(response)
+
+
+def session_middleware(store: Store | None = None, **options: Any) -> SessionMiddleware:
+    """Build the middleware alone, aiohttp-session style.
+
+    Prefer ``setup()``: it also registers ``middleware.on_response_prepare`` on
+    ``app.on_response_prepare``, without which responses that the handler prepares itself
+    (streams, WebSocket handshakes) cannot carry the session cookie.
+    """
+    return SessionMiddleware(SessionManager(store or MemoryStore(), SessionConfig(**options)))
+
+
+def setup(app: web.Application, store: Store | None = None, **options: Any) -> SessionManager:
+    """Give ``app`` sessions kept in ``store`` (a MemoryStore by default).
+
+    ``options`` are the cookie and timeout settings (docs/options.md); a bad value raises
+    ValueError here, not on the first request. Returns the app's SessionManager.
+    """
+    middleware = session_middleware(store, **options)
+    app[_MANAGER] = middleware.manager
+    app.middlewares.append(middleware)
+    app.on_response_prepare.append(middleware.on_response_prepare)
+
+    async def close_store(app: web.Application) -> None:
+        await middleware.manager.store.close()
+
+    app.on_cleanup.append(close_store)
+    return middleware.manager
+
+
+def get_manager(app: web.Application) -> SessionManager:
+    """The SessionManager that ``setup`` installed on ``app``."""
+    try:
+        return app[_MANAGER]
+    except KeyError:
+        raise RuntimeError(
+            "aio_sessions is not set up on this app: call aio_sessions.setup(app)"
+        ) from None
+
+
+def _state(request: web.Request) -> _RequestState:
+    state: _RequestState | None = request.get(_STATE)
+    if state is None:
+        raise RuntimeError(
+            "no session middleware on this request: call aio_sessions.setup(app) first"
+        )
+    return state
+
+
+async def get_session(request: web.Request) -> Session:
+    """The request's session, loaded on first use; raises StoreUnavailable (503)."""
+    return await _state(request).get()
+
+
+async def new_session(request: web.Request) -> Session:
+    """Destroy the request's current session, if any, and return a fresh one."""
+    session = await _state(request).get()
+    session.invalidate()
+    return session

@@ -1,0 +1,212 @@
+"""The Session object: a mapping that remembers which keys a request changed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ._ids import new_id
+from .config import check_max_age
+from .stores.base import Changes, SessionRecord
+
+if TYPE_CHECKING:
+    from .manager import SessionManager
+
+_FLASH_KEY = "_flash"
+
+
+class Session(MutableMapping[str, Any]):
+    """Session data plus its id and lifecycle; get one with ``await get_session(request)``.
+
+    Assigning or deleting a key marks it dirty, and only dirty keys are written back, so
+    concurrent requests on one session keep each other's writes. After mutating a nested
+    value in place (``session["cart"].append(x)``) call ``session.changed("cart")``.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_cookie",
+        "_doomed",
+        "_manager",
+        "_new",
+        "_record",
+        "_removed",
+        "_replace",
+        "_set",
+        "_token",
+        "_touch",
+    )
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        record: SessionRecord,
+        *,
+        new: bool,
+        token: str | None = None,
+    ) -> None:
+        self._manager = manager
+        self._record = record
+        self._new = new
+        self._set: set[str] = set()
+        self._removed: set[str] = set()
+        self._replace = new
+        self._touch = False
+        self._doomed: list[str] = []
+        # The cookie the response must carry: a value, "" to delete it, or None.
+        self._cookie: str | None = None
+        # The cookie value the request arrived with, if any.
+        self._token = token
+
+    @classmethod
+    def _fresh(cls, manager: SessionManager, token: str | None = None) -> Session:
+        return cls(manager, _blank_record(), new=True, token=token)
+
+    def __repr__(self) -> str:
+        # Never the id: reprs end up in logs.
+        return f"<Session new={self._new} dirty={self.dirty} keys={sorted(self._record.data)}>"
+
+    # -- the mapping ------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        return self._record.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._record.data[key] = value
+        self._set.add(key)
+        self._removed.discard(key)
+
+    def __delitem__(self, key: str) -> None:
+        del self._record.data[key]
+        self._set.discard(key)
+        self._removed.add(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._record.data)
+
+    def __len__(self) -> int:
+        return len(self._record.data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._record.data
+
+    # -- identity and state -----------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The session id. Treat it as a secret: never log it or put it in a URL."""
+        return self._record.id
+
+    @property
+    def new(self) -> bool:
+        """True until the session has been stored."""
+        return self._new
+
+    @property
+    def created(self) -> int:
+        """When the session was created, in epoch seconds."""
+        return self._record.created
+
+    @property
+    def empty(self) -> bool:
+        return not self._record.data
+
+    @property
+    def dirty(self) -> bool:
+        """True when there is something to write back."""
+        return bool(self._replace or self._set or self._removed or self._touch)
+
+    @property
+    def max_age(self) -> int | None:
+        """This session's cookie lifetime; setting it overrides ``setup(max_age=...)``.
+
+        Typical use: a "remember me" login sets ``session.max_age = 30 * 24 * 3600``.
+        """
+        return self._record.max_age or self._manager.config.max_age
+
+    @max_age.setter
+    def max_age(self, value: int | None) -> None:
+        self._record.max_age = check_max_age(value)
+        self._touch = True
+
+    def changed(self, *keys: str) -> None:
+        """Mark keys as modified (all keys when none are named) after in-place mutation."""
+        for key in keys or tuple(self._record.data):
+            if key not in self._record.data:
+                raise KeyError(key)
+            self._set.add(key)
+
+    def touch(self) -> None:
+        """Extend the session's lifetime and re-send its cookie on this response."""
+        self._touch = True
+
+    def invalidate(self) -> None:
+        """Destroy the session: its data leaves the store and the cookie is deleted.
+
+        Writing to the session afterwards starts a new one with a new id.
+        """
+        if not self._new:
+            self._doomed.append(self._record.id)
+        self._record = _blank_record()
+        self._new = True
+        self._replace = True
+        self._set.clear()
+        self._removed.clear()
+        self._touch = False
+
+    def regenerate(self) -> None:
+        """Give the session a new id and keep its data; the old id stops working.
+
+        Call it when privileges change (login) to defeat session fixation.
+        """
+        if not self._new:
+            self._doomed.append(self._record.id)
+        self._record.id = new_id()
+        self._new = True
+        self._replace = True
+
+    # -- flash messages ---------------------------------------------------------------
+
+    def flash(self, message: Any) -> None:
+        """Queue a message for the next request that calls ``pop_flash``."""
+        queue = list(self._record.data.get(_FLASH_KEY, []))
+        queue.append(message)
+        self[_FLASH_KEY] = queue
+
+    def pop_flash(self) -> list[Any]:
+        """Return and remove the queued flash messages."""
+        if _FLASH_KEY not in self._record.data:
+            return []
+        messages: list[Any] = self.pop(_FLASH_KEY)
+        return messages
+
+    # -- explicit persistence ---------------------------------------------------------
+
+    async def save(self) -> None:
+        """Write pending changes now (the middleware does it for HTTP responses)."""
+        await self._manager.save(self)
+
+    async def reload(self) -> None:
+        """Replace the data with what the store holds now; unsaved changes are dropped."""
+        await self._manager.reload(self)
+
+    # -- for the manager --------------------------------------------------------------
+
+    def _changes(self) -> Changes | None:
+        if self._replace:
+            return None
+        data = self._record.data
+        return Changes({k: data[k] for k in self._set}, frozenset(self._removed))
+
+    def _mark_saved(self) -> None:
+        self._new = False
+        self._replace = False
+        self._touch = False
+        self._set.clear()
+        self._removed.clear()
+
+
+def _blank_record() -> SessionRecord:
+    now = time.time()
+    return SessionRecord(new_id(), {}, int(now), now)

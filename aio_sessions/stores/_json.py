@@ -1,0 +1,71 @@
+"""The JSON form of a session record, shared with aiohttp-session.
+
+aiohttp-session writes ``{"created": <int>, "session": {...}}``; it ignores other keys, so
+ours ride along (``accessed``, ``max_age``; ``id`` for cookie stores) and a site can switch
+between the libraries either way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import SerializationError
+from .base import SessionRecord
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def dump_record(record: SessionRecord, *, with_id: bool = False) -> str:
+    """Encode a record; a value JSON cannot hold raises SerializationError naming its key."""
+    doc: dict[str, Any] = {"created": record.created, "session": record.data}
+    if record.accessed is not None:
+        doc["accessed"] = record.accessed
+    if record.max_age is not None:
+        doc["max_age"] = record.max_age
+    if with_id:
+        doc["id"] = record.id
+    try:
+        return _encode(doc)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(_bad_key(record.data), exc) from exc
+
+
+def _bad_key(data: dict[str, Any]) -> str | None:
+    for key, value in data.items():
+        try:
+            _encode({key: value})
+        except (TypeError, ValueError):
+            return key
+    return None
+
+
+def load_record(session_id: str | None, raw: str | bytes) -> SessionRecord:
+    """Decode a record; anything malformed raises ValueError."""
+    doc = json.loads(raw)
+    if not isinstance(doc, dict):
+        raise ValueError("session record is not an object")
+    data = doc.get("session", {})
+    created: Any = doc.get("created")
+    accessed = doc.get("accessed")
+    max_age: Any = doc.get("max_age")
+    sid = doc.get("id") if session_id is None else session_id
+    if (
+        not isinstance(data, dict)
+        or not _is_number(created)
+        or not (accessed is None or _is_number(accessed))
+        or not (max_age is None or (_is_number(max_age) and max_age > 0))
+        or not isinstance(sid, str)
+    ):
+        raise ValueError("session record has the wrong shape")
+    return SessionRecord(
+        id=sid,
+        data=data,
+        created=int(created),
+        accessed=None if accessed is None else float(accessed),
+        max_age=None if max_age is None else int(max_age),
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,96 @@
+"""The async store protocol that every backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """What a store keeps for one session.
+
+    ``created`` is whole epoch seconds, as aiohttp-session writes it. ``accessed`` is the
+    last time the session was saved or touched (None for records written by aiohttp-session).
+    ``max_age`` is a per-session cookie lifetime that overrides the configured one.
+    """
+
+    id: str
+    data: dict[str, Any]
+    created: int
+    accessed: float | None = None
+    max_age: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Changes:
+    """The keys one request wrote and deleted, merged into the stored data on save.
+
+    Merging key by key (instead of overwriting the whole record) is what lets concurrent
+    requests on one session keep each other's writes.
+    """
+
+    set: Mapping[str, Any] = field(default_factory=dict)
+    removed: frozenset[str] = frozenset()
+
+
+class Store(ABC):
+    """An async session store.
+
+    ``load`` receives the raw cookie value and ``save``/``touch`` return the cookie value
+    to send back. For server-side stores both are the session id; a store that keeps the
+    whole session in the cookie (``stateless = True``) returns an encrypted token instead.
+    """
+
+    #: True when the session lives in the cookie and the server keeps nothing.
+    stateless: ClassVar[bool] = False
+
+    @abstractmethod
+    async def load(self, token: str) -> SessionRecord | None:
+        """Return the live record for a cookie value, or None (unknown, expired, corrupt)."""
+
+    @abstractmethod
+    async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
+        """Store a session and return the cookie value for it.
+
+        ``changes`` None creates or replaces the record with ``record.data``. Otherwise the
+        changes are merged atomically into the stored data; when the record no longer exists
+        (invalidated or expired meanwhile) nothing is written and None is returned, so a
+        logged-out session is never brought back by a late request.
+        """
+
+    @abstractmethod
+    async def touch(self, record: SessionRecord, ttl: float) -> str | None:
+        """Extend a session's lifetime and record ``record.accessed``; None if it is gone."""
+
+    @abstractmethod
+    async def delete(self, session_id: str) -> bool:
+        """Remove a session; True if it existed."""
+
+    @abstractmethod
+    async def count(self) -> int:
+        """Return how many live sessions the store holds."""
+
+    @abstractmethod
+    async def clear(self) -> None:
+        """Remove every session of this store."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Release connections and files; called on application cleanup."""
+
+
+def merge(current: SessionRecord, record: SessionRecord, changes: Changes) -> SessionRecord:
+    """Apply one request's changes to the record a store holds now."""
+    data = dict(current.data)
+    for key in changes.removed:
+        data.pop(key, None)
+    data.update(changes.set)
+    return SessionRecord(
+        id=current.id,
+        data=data,
+        created=current.created,
+        accessed=record.accessed,
+        max_age=record.max_age,
+    )

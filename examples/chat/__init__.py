@@ -1,0 +1,1 @@
+"""The chat example (a session counter page until the chat lands)."""

@@ -1,0 +1,101 @@
+"""Shared fixtures: real aiohttp servers and clients around a session-enabled app."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+import aio_sessions
+from aio_sessions import MemoryStore, Store
+
+MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+async def counter(request: web.Request) -> web.Response:
+    """Increment ``n`` and echo the session."""
+    session = await aio_sessions.get_session(request)
+    session["n"] = session.get("n", 0) + 1
+    return web.json_response(dict(session))
+
+
+async def read(request: web.Request) -> web.Response:
+    """Only read the session."""
+    session = await aio_sessions.get_session(request)
+    return web.json_response({"data": dict(session), "new": session.new})
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any) -> MakeClient:
+    """Start a real server whose app has sessions; ``routes`` are (method, path, handler)."""
+
+    async def make(
+        *routes: tuple[str, str, Any],
+        store: Store | None = None,
+        **options: Any,
+    ) -> TestClient[web.Request, web.Application]:
+        app = web.Application()
+        aio_sessions.setup(app, store if store is not None else MemoryStore(), **options)
+        app.router.add_get("/count", counter)
+        app.router.add_get("/read", read)
+        for method, path, handler in routes:
+            app.router.add_route(method, path, handler)
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
+        return client
+
+    return make
+
+
+class CountingStore(MemoryStore):
+    """A real MemoryStore that also counts the calls the middleware makes to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def load(self, token: str) -> Any:
+        self.calls.append("load")
+        return await super().load(token)
+
+    async def save(self, record: Any, changes: Any, ttl: float) -> Any:
+        self.calls.append("save")
+        return await super().save(record, changes, ttl)
+
+    async def touch(self, record: Any, ttl: float) -> Any:
+        self.calls.append("touch")
+        return await super().touch(record, ttl)
+
+    async def delete(self, session_id: str) -> bool:
+        self.calls.append("delete")
+        return await super().delete(session_id)
+
+
+def session_cookie(
+    client: TestClient[web.Request, web.Application], name: str = "AIOHTTP_SESSION"
+) -> str:
+    """The session cookie the test client holds."""
+    return client.session.cookie_jar.filter_cookies(client.make_url("/"))[name].value
+
+
+async def send_cookie(
+    client: TestClient[web.Request, web.Application], path: str, cookie: str
+) -> aiohttp.ClientResponse:
+    """GET ``path`` with exactly this cookie, from a client that keeps none of its own."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as raw:
+        resp = await raw.get(client.make_url(path), headers={"Cookie": f"AIOHTTP_SESSION={cookie}"})
+        await resp.read()
+        return resp
+
+
+async def replay(
+    client: TestClient[web.Request, web.Application], path: str, cookie: str
+) -> dict[str, Any]:
+    """The JSON answer to an old (or forged) cookie."""
+    resp = await send_cookie(client, path, cookie)
+    assert resp.status == 200
+    result: dict[str, Any] = await resp.json()
+    return result

@@ -1,0 +1,61 @@
+"""Hostile cookies give a fresh session (and lose their cookie), never a 500 or another's data."""
+
+from __future__ import annotations
+
+import pytest
+
+from aio_sessions import MemoryStore
+
+from .conftest import MakeClient, send_cookie, session_cookie
+
+BAD_COOKIES = [
+    pytest.param("", id="empty"),
+    pytest.param("!!!not-an-id!!!", id="malformed"),
+    pytest.param("a" * 5000, id="oversized"),
+    pytest.param("x" * 43, id="unknown-id"),
+    pytest.param('"quoted;value"', id="quoted"),
+    pytest.param("../../etc/passwd", id="path"),
+    pytest.param("é" * 40, id="non-ascii"),
+    pytest.param("gAAAAABlZ" + "A" * 100, id="foreign-token"),
+]
+
+
+@pytest.mark.parametrize("cookie", BAD_COOKIES)
+async def test_bad_cookie_gives_fresh_session(make_client: MakeClient, cookie: str) -> None:
+    store = MemoryStore()
+    client = await make_client(store=store)
+    await client.get("/count")
+    await client.get("/count")
+    victim = session_cookie(client)
+    before = await store.load(victim)
+
+    resp = await send_cookie(client, "/count", cookie)
+    assert resp.status == 200
+    assert await resp.json() == {"n": 1}  # a fresh session, not the victim's
+    resp = await send_cookie(client, "/read", cookie)
+    assert resp.status == 200
+
+    after = await store.load(victim)
+    assert before is not None
+    assert after is not None
+    assert after.data == before.data == {"n": 2}
+
+
+async def test_unknown_cookie_is_deleted_on_read(make_client: MakeClient) -> None:
+    client = await make_client()
+    resp = await send_cookie(client, "/read", "y" * 43)
+    assert resp.status == 200
+    [cookie] = resp.headers.getall("Set-Cookie")
+    assert "Max-Age=0" in cookie
+
+
+async def test_corrupt_record_gives_fresh_session(make_client: MakeClient) -> None:
+    store = MemoryStore()
+    client = await make_client(store=store)
+    await client.get("/count")
+    sid = session_cookie(client)
+    expires, _ = store._items[sid]
+    store._items[sid] = (expires, '{"created": "yesterday", "session": []}')
+    resp = await client.get("/count")
+    assert resp.status == 200
+    assert await resp.json() == {"n": 1}

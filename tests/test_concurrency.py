@@ -1,0 +1,98 @@
+"""Concurrent requests on one session keep each other's writes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from aio_sessions import get_manager, get_session
+
+from .conftest import MakeClient, session_cookie
+
+
+async def test_concurrent_writes_to_different_keys_are_all_kept(make_client: MakeClient) -> None:
+    loaded = 0
+    all_loaded = asyncio.Event()
+    writers = 10
+
+    async def write(request: web.Request) -> web.Response:
+        nonlocal loaded
+        session = await get_session(request)
+        loaded += 1
+        if loaded == writers:
+            all_loaded.set()
+        await all_loaded.wait()  # every request holds the same old snapshot
+        session[request.query["key"]] = request.query["value"]
+        return web.Response()
+
+    client = await make_client(("GET", "/write", write))
+    await client.get("/count")
+    await asyncio.gather(
+        *(client.get("/write", params={"key": f"k{i}", "value": str(i)}) for i in range(writers))
+    )
+    data = (await (await client.get("/read")).json())["data"]
+    assert data == {"n": 1, **{f"k{i}": str(i) for i in range(writers)}}
+
+
+async def test_concurrent_delete_and_write_of_other_keys(make_client: MakeClient) -> None:
+    gate = asyncio.Event()
+
+    async def slow_set(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        await gate.wait()
+        session["b"] = 2
+        return web.Response()
+
+    async def delete_a(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        del session["a"]
+        return web.Response()
+
+    async def seed(request: web.Request) -> web.Response:
+        (await get_session(request))["a"] = 1
+        return web.Response()
+
+    client = await make_client(
+        ("GET", "/seed", seed), ("GET", "/slow", slow_set), ("GET", "/del", delete_a)
+    )
+    await client.get("/seed")
+    slow = asyncio.ensure_future(client.get("/slow"))
+    await asyncio.sleep(0.05)
+    await client.get("/del")
+    gate.set()
+    await slow
+    assert (await (await client.get("/read")).json())["data"] == {"b": 2}
+
+
+async def test_late_write_does_not_resurrect_a_logged_out_session(make_client: MakeClient) -> None:
+    gate = asyncio.Event()
+
+    async def slow_write(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        await gate.wait()
+        session["cart"] = ["book"]
+        return web.Response()
+
+    async def logout(request: web.Request) -> web.Response:
+        (await get_session(request)).invalidate()
+        return web.Response()
+
+    async def login(request: web.Request) -> web.Response:
+        (await get_session(request))["user"] = "alice"
+        return web.Response()
+
+    client = await make_client(
+        ("GET", "/login", login), ("GET", "/slow", slow_write), ("GET", "/logout", logout)
+    )
+    await client.get("/login")
+    sid = session_cookie(client)
+    slow = asyncio.ensure_future(client.get("/slow"))
+    await asyncio.sleep(0.05)
+    await client.get("/logout")
+    gate.set()
+    resp = await slow
+    assert "Max-Age=0" in resp.headers["Set-Cookie"]
+    manager = get_manager(client.app)
+    assert await manager.get(sid) is None
+    assert await manager.count() == 0

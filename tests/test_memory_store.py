@@ -1,0 +1,68 @@
+"""The memory store expires, sweeps and caps its entries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from aio_sessions import MemoryStore
+from aio_sessions._ids import new_id
+from aio_sessions.stores import Changes, SessionRecord
+
+
+def record(**data: object) -> SessionRecord:
+    now = time.time()
+    return SessionRecord(new_id(), dict(data), int(now), now)
+
+
+async def test_entries_expire_by_ttl() -> None:
+    store = MemoryStore()
+    rec = record(a=1)
+    assert await store.save(rec, None, 0.1) == rec.id
+    assert (await store.load(rec.id)) is not None
+    await asyncio.sleep(0.15)
+    assert await store.load(rec.id) is None
+    assert await store.count() == 0
+
+
+async def test_abandoned_sessions_are_swept() -> None:
+    store = MemoryStore(sweep_interval=0.1)
+    for _ in range(1000):
+        await store.save(record(), None, 0.05)
+    await asyncio.sleep(0.15)
+    await store.save(record(), None, 60)  # a write triggers the sweep
+    assert len(store._items) == 1
+
+
+async def test_max_sessions_drops_least_recently_written() -> None:
+    store = MemoryStore(max_sessions=3)
+    recs = [record(i=i) for i in range(4)]
+    for rec in recs[:3]:
+        await store.save(rec, None, 60)
+    await store.save(recs[0], Changes({"i": 0}), 60)  # rewritten: now the freshest
+    await store.save(recs[3], None, 60)
+    assert await store.load(recs[1].id) is None
+    assert all([await store.load(r.id) for r in (recs[0], recs[2], recs[3])])
+
+
+async def test_save_of_missing_record_is_refused() -> None:
+    store = MemoryStore()
+    assert await store.save(record(), Changes({"a": 1}), 60) is None
+    assert await store.touch(record(), 60) is None
+    assert await store.count() == 0
+
+
+async def test_clear() -> None:
+    store = MemoryStore()
+    await store.save(record(), None, 60)
+    await store.clear()
+    assert await store.count() == 0
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="max_sessions"):
+        MemoryStore(max_sessions=0)
+    with pytest.raises(ValueError, match="sweep_interval"):
+        MemoryStore(sweep_interval=0)
