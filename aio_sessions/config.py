@@ -109,6 +109,9 @@ class SessionConfig:
             return proto.split(",")[0].strip().lower() == "https"
         return False
 
+    def delete_cookie(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
+        self.set_cookie(request, response, "", 0)
+
     def set_cookie(
         self,
         request: web.BaseRequest,
@@ -117,18 +120,6 @@ class SessionConfig:
         max_age: int | None,
     ) -> None:
         """Add the session's Set-Cookie header; works before and during prepare."""
-        self._add(request, response, value, max_age)
-
-    def delete_cookie(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
-        self._add(request, response, "", 0)
-
-    def _add(
-        self,
-        request: web.BaseRequest,
-        response: web.StreamResponse,
-        value: str,
-        max_age: int | None,
-    ) -> None:
         # Written straight into the headers: aiohttp turns response.set_cookie() into
         # headers before on_response_prepare runs, so a cookie set there would be lost.
         jar: SimpleCookie = SimpleCookie()
