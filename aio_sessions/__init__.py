@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import CookieTooLarge, SerializationError, SessionError, StoreUnavailable
 from .manager import SessionManager
 from .middleware import get_manager, get_session, new_session, session_middleware, setup
 from .session import Session
 from .stores import MemoryStore, Store
 
+if TYPE_CHECKING:
+    from .stores.redis import RedisStore
+
 __all__ = [
     "CookieTooLarge",
     "MemoryStore",
+    "RedisStore",
     "SerializationError",
     "Session",
     "SessionError",
@@ -25,3 +31,16 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # RedisStore needs the optional redis package: import it only when asked for.
+    if name == "RedisStore":
+        try:
+            from .stores.redis import RedisStore
+        except ImportError as exc:
+            raise ImportError(
+                "RedisStore needs the redis package: pip install 'aio-sessions[redis]'"
+            ) from exc
+        return RedisStore
+    raise AttributeError(f"module 'aio_sessions' has no attribute {name!r}")

@@ -8,11 +8,14 @@ from http.cookies import SimpleCookie
 
 from aiohttp import hdrs, web
 
+from .errors import CookieTooLarge
 from .stores.base import SessionRecord
 
 #: Server-side lifetime of a session when neither ``idle_timeout`` nor ``max_age`` is set.
 DEFAULT_LIFETIME = 14 * 24 * 3600
 _SAMESITE = ("Strict", "Lax", "None")
+# Browsers keep a cookie only when its name and value together fit in 4096 bytes.
+_COOKIE_LIMIT = 4096
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -40,6 +43,7 @@ class SessionConfig:
     samesite: str | None = "Lax"
     save_uninitialized: bool = False
     trust_proxy: bool = False
+    user_key: str | None = "user"
 
     def __post_init__(self) -> None:
         if not _TOKEN.fullmatch(self.cookie_name):
@@ -57,6 +61,8 @@ class SessionConfig:
             raise ValueError(f"samesite must be one of {_SAMESITE} or None")
         if self.samesite == "None" and self.secure is False:
             raise ValueError("samesite='None' needs secure cookies (secure=None or True)")
+        if self.user_key is not None and not isinstance(self.user_key, str):
+            raise ValueError("user_key must be a session key (a string) or None")
         for name in ("rolling", "renew", "httponly", "save_uninitialized", "trust_proxy"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False")
@@ -109,6 +115,15 @@ class SessionConfig:
             return proto.split(",")[0].strip().lower() == "https"
         return False
 
+    def check_cookie(self, value: str) -> None:
+        """Refuse a cookie that browsers would silently drop."""
+        size = len(self.cookie_name) + len(_morsel_value(self.cookie_name, value))
+        if size > _COOKIE_LIMIT:
+            raise CookieTooLarge(
+                f"the session cookie would be {size} bytes, over the {_COOKIE_LIMIT} bytes "
+                "browsers keep: store less in the session or use a server-side store"
+            )
+
     def delete_cookie(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
         self.set_cookie(request, response, "", 0)
 
@@ -139,3 +154,9 @@ class SessionConfig:
         if self.samesite is not None:
             morsel["samesite"] = self.samesite
         response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
+
+
+def _morsel_value(name: str, value: str) -> str:
+    jar: SimpleCookie = SimpleCookie()
+    jar[name] = value
+    return jar[name].coded_value

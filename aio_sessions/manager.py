@@ -77,8 +77,13 @@ class SessionManager:
             return
         now = time.time()
         record.accessed = now
-        session._cookie = await self.store.save(record, None, self.config.ttl(record, now))
-        session._token = session._cookie
+        ttl = self.config.ttl(record, now)
+        value = await self.store.save(record, None, ttl)
+        if value is None:  # a store refuses only merges, never a fresh record
+            raise RuntimeError(f"{type(self.store).__name__}.save refused a new session")
+        self.config.check_cookie(value)
+        session._cookie = session._token = value
+        await self._link_user(record, record.data, ttl)
         session._mark_saved()
 
     async def _save_existing(self, session: Session, changes: Changes | None) -> None:
@@ -98,6 +103,9 @@ class SessionManager:
             session._doomed.clear()
             session._cookie = ""
             return
+        self.config.check_cookie(value)
+        if changes is not None:
+            await self._link_user(record, changes.set, ttl)
         if (
             value != session._token
             or self.config.rolling
@@ -107,6 +115,14 @@ class SessionManager:
             session._cookie = value
         session._token = value
         session._mark_saved()
+
+    async def _link_user(
+        self, record: SessionRecord, written: Mapping[str, Any], ttl: float
+    ) -> None:
+        """Index the session under its user when the request wrote the user key (a login)."""
+        key = self.config.user_key
+        if key is not None and key in written and not self.store.stateless:
+            await self.store.link_user(str(written[key]), record.id, ttl)
 
     async def reload(self, session: Session) -> None:
         """Replace a session's data with the stored data (server-side stores only)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import os
+import subprocess
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -12,6 +14,8 @@ from aiohttp.test_utils import TestClient
 
 import aio_sessions
 from aio_sessions import MemoryStore, Store
+
+from ._services import RedisCluster, RedisServer, unavailable
 
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -99,3 +103,32 @@ async def replay(
     assert resp.status == 200
     result: dict[str, Any] = await resp.json()
     return result
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis for the whole run: REDIS_URL if set, else a throwaway redis-server."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    try:
+        server = RedisServer().start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        unavailable(f"Redis cannot start: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A real three-master Redis Cluster built for this run."""
+    try:
+        cluster = RedisCluster().start()
+    except (FileNotFoundError, RuntimeError, subprocess.SubprocessError) as exc:
+        unavailable(f"Redis Cluster cannot start: {exc}")
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()

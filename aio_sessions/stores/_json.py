@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._ids import new_id
 from ..errors import SerializationError
 from .base import SessionRecord
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def dump_record(record: SessionRecord, *, with_id: bool = False) -> str:
+def dump_record(
+    record: SessionRecord, *, with_id: bool = False, extra: dict[str, Any] | None = None
+) -> str:
     """Encode a record; a value JSON cannot hold raises SerializationError naming its key."""
     doc: dict[str, Any] = {"created": record.created, "session": record.data}
     if record.accessed is not None:
@@ -25,6 +28,8 @@ def dump_record(record: SessionRecord, *, with_id: bool = False) -> str:
         doc["max_age"] = record.max_age
     if with_id:
         doc["id"] = record.id
+    if extra:
+        doc.update(extra)
     try:
         return _encode(doc)
     except (TypeError, ValueError) as exc:
@@ -40,16 +45,30 @@ def _bad_key(data: dict[str, Any]) -> str | None:
     return None
 
 
-def load_record(session_id: str | None, raw: str | bytes) -> SessionRecord:
-    """Decode a record; anything malformed raises ValueError."""
+def parse(raw: str | bytes) -> dict[str, Any]:
+    """Decode a stored document; anything but a JSON object raises ValueError."""
     doc = json.loads(raw)
     if not isinstance(doc, dict):
         raise ValueError("session record is not an object")
+    return doc
+
+
+def load_record(session_id: str | None, raw: str | bytes) -> SessionRecord:
+    """Decode a record; anything malformed raises ValueError."""
+    return record_from_doc(session_id, parse(raw))
+
+
+def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecord:
+    """Check a decoded document's shape and build its record.
+
+    ``session_id`` None takes the id from the document (cookie stores); a document without
+    one (written by aiohttp-session) gets a fresh id.
+    """
     data = doc.get("session", {})
     created: Any = doc.get("created")
-    accessed = doc.get("accessed")
+    accessed: Any = doc.get("accessed")
     max_age: Any = doc.get("max_age")
-    sid = doc.get("id") if session_id is None else session_id
+    sid = session_id if session_id is not None else doc.get("id", new_id())
     if (
         not isinstance(data, dict)
         or not _is_number(created)

@@ -15,6 +15,7 @@ class SessionRecord:
     ``created`` is whole epoch seconds, as aiohttp-session writes it. ``accessed`` is the
     last time the session was saved or touched (None for records written by aiohttp-session).
     ``max_age`` is a per-session cookie lifetime that overrides the configured one.
+    ``stamp`` is the store's own: e.g. the raw value it loaded, for optimistic concurrency.
     """
 
     id: str
@@ -22,6 +23,7 @@ class SessionRecord:
     created: int
     accessed: float | None = None
     max_age: int | None = None
+    stamp: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,6 +70,14 @@ class Store(ABC):
     @abstractmethod
     async def delete(self, session_id: str) -> bool:
         """Remove a session; True if it existed."""
+
+    @abstractmethod
+    async def link_user(self, user: str, session_id: str, ttl: float) -> None:
+        """Remember that ``session_id`` belongs to ``user`` (for "log out everywhere")."""
+
+    @abstractmethod
+    async def user_sessions(self, user: str) -> list[str]:
+        """The ids of the live sessions linked to ``user``."""
 
     @abstractmethod
     async def count(self) -> int:

