@@ -8,15 +8,18 @@ from .errors import CookieTooLarge, SerializationError, SessionError, StoreUnava
 from .manager import SessionManager
 from .middleware import get_manager, get_session, new_session, session_middleware, setup
 from .session import Session
-from .stores import MemoryStore, Store
+from .stores import EncryptedCookieStore, FileStore, MemoryStore, SQLiteStore, Store
 
 if TYPE_CHECKING:
     from .stores.redis import RedisStore
 
 __all__ = [
     "CookieTooLarge",
+    "EncryptedCookieStore",
+    "FileStore",
     "MemoryStore",
     "RedisStore",
+    "SQLiteStore",
     "SerializationError",
     "Session",
     "SessionError",

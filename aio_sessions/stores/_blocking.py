@@ -1,0 +1,130 @@
+"""The async store API over blocking storage (SQLite, files), run in one worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import abstractmethod
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import TypeVar
+
+from .._ids import valid_id
+from ..errors import StoreUnavailable
+from ._json import dump_record
+from .base import Changes, SessionRecord, Store, merge
+
+T = TypeVar("T")
+
+
+class BlockingStore(Store):
+    """Runs a store's blocking primitives one at a time off the event loop.
+
+    One thread means read-merge-write steps never interleave inside this process;
+    ``_transaction`` (a SQLite transaction, a file lock) covers other processes.
+    Subclasses name the exceptions that mean "the storage cannot be used now" in
+    ``_unavailable``: they become StoreUnavailable.
+    """
+
+    _unavailable: tuple[type[BaseException], ...] = (OSError,)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except self._unavailable as exc:
+            raise StoreUnavailable(f"{self._name}: {type(exc).__name__}: {exc}") from exc
+
+    # -- the blocking primitives, each called in the worker thread -----------------------
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[object]:
+        """Hold off other writers (other processes too) for a read-merge-write."""
+
+    @abstractmethod
+    def _read(self, session_id: str) -> SessionRecord | None:
+        """The live record, or None; a corrupt one is logged and treated as missing."""
+
+    @abstractmethod
+    def _write(self, record: SessionRecord, ttl: float) -> None:
+        """Create or replace the record, to expire after ``ttl`` seconds."""
+
+    @abstractmethod
+    def _delete(self, session_id: str) -> bool: ...
+
+    @abstractmethod
+    def _link(self, user: str, session_id: str) -> None: ...
+
+    @abstractmethod
+    def _user_sessions(self, user: str) -> list[str]: ...
+
+    @abstractmethod
+    def _count(self) -> int: ...
+
+    @abstractmethod
+    def _clear(self) -> None: ...
+
+    def _close(self) -> None:
+        """Release what the primitives hold; they must reopen it on next use."""
+
+    # -- the async API ------------------------------------------------------------------
+
+    def _create(self, record: SessionRecord, ttl: float) -> str:
+        with self._transaction():
+            self._write(record, ttl)
+        return record.id
+
+    def _update(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
+        """Merge ``changes`` into the stored record; None changes only extend its life."""
+        with self._transaction():
+            current = self._read(record.id)
+            if current is None:
+                return None
+            if changes is None:
+                current.accessed, current.max_age = record.accessed, record.max_age
+                self._write(current, ttl)
+            else:
+                self._write(merge(current, record, changes), ttl)
+        return record.id
+
+    async def load(self, token: str) -> SessionRecord | None:
+        if not valid_id(token):
+            return None
+        return await self._run(lambda: self._read(token))
+
+    async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
+        if changes is None:
+            dump_record(record)  # fail on unserialisable values before touching storage
+            return await self._run(lambda: self._create(record, ttl))
+        return await self._run(lambda: self._update(record, changes, ttl))
+
+    async def touch(self, record: SessionRecord, ttl: float) -> str | None:
+        return await self._run(lambda: self._update(record, None, ttl))
+
+    async def delete(self, session_id: str) -> bool:
+        if not valid_id(session_id):
+            return False
+        return await self._run(lambda: self._delete(session_id))
+
+    async def link_user(self, user: str, session_id: str, ttl: float) -> None:
+        await self._run(lambda: self._link(user, session_id))
+
+    async def user_sessions(self, user: str) -> list[str]:
+        return await self._run(lambda: self._user_sessions(user))
+
+    async def count(self) -> int:
+        return await self._run(self._count)
+
+    async def clear(self) -> None:
+        await self._run(self._clear)
+
+    async def close(self) -> None:
+        if self._executor is not None:
+            await self._run(self._close)
+            self._executor.shutdown(wait=True)
+            self._executor = None

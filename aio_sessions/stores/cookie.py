@@ -1,0 +1,105 @@
+"""The whole session in an encrypted, authenticated cookie (Fernet), no server state.
+
+Cookies are interchangeable with aiohttp-session's ``EncryptedCookieStorage``: the same key
+forms and the same JSON payload inside the Fernet token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Sequence
+from typing import NoReturn
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from ._json import dump_record, parse, record_from_doc
+from .base import Changes, SessionRecord, Store
+
+log = logging.getLogger("aio_sessions")
+
+Key = str | bytes | bytearray | Fernet
+
+
+def _fernet(key: Key) -> Fernet:
+    """32 raw bytes (aiohttp-session's form), or a urlsafe-base64 Fernet key, or a Fernet."""
+    if isinstance(key, Fernet):
+        return key
+    if isinstance(key, (bytes, bytearray)):
+        if len(key) == 32:
+            key = base64.urlsafe_b64encode(bytes(key))
+        else:
+            key = bytes(key).decode("ascii", "replace")
+    try:
+        return Fernet(key)
+    except (ValueError, binascii.Error) as exc:
+        raise ValueError(
+            "a secret key is 32 random bytes or a urlsafe-base64 Fernet key (Fernet.generate_key())"
+        ) from exc
+
+
+class EncryptedCookieStore(Store):
+    """Sessions kept by the browser in a Fernet-encrypted cookie.
+
+    ``secret_key`` is one key or a list of keys: the first encrypts, all decrypt, so keys can
+    be rotated without logging anyone out. The server keeps nothing, which means a session
+    cannot be revoked before its cookie expires (set ``max_age`` or ``idle_timeout``), and
+    concurrent requests of one session race: the last response's cookie wins.
+    """
+
+    stateless = True
+
+    def __init__(self, secret_key: Key | Sequence[Key]) -> None:
+        keys = (
+            [secret_key]
+            if isinstance(secret_key, (str, bytes, bytearray, Fernet))
+            else list(secret_key)
+        )
+        if not keys:
+            raise ValueError("EncryptedCookieStore needs at least one secret key")
+        self._fernet = MultiFernet([_fernet(k) for k in keys])
+
+    async def load(self, token: str) -> SessionRecord | None:
+        try:
+            raw = self._fernet.decrypt(token.encode("utf-8"))
+        except (InvalidToken, UnicodeError):
+            if token:
+                log.warning("cannot decrypt a session cookie; starting a fresh session")
+            return None
+        try:
+            record = record_from_doc(None, parse(raw))
+        except ValueError:
+            log.warning("ignoring a corrupt session cookie")
+            return None
+        if record.accessed is None:
+            # aiohttp-session's cookies carry no activity time: the token's own will do.
+            record.accessed = float(self._fernet.extract_timestamp(token.encode("utf-8")))
+        return record
+
+    async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
+        return self._encrypt(record)
+
+    async def touch(self, record: SessionRecord, ttl: float) -> str | None:
+        return self._encrypt(record)
+
+    def _encrypt(self, record: SessionRecord) -> str:
+        return self._fernet.encrypt(dump_record(record, with_id=True).encode("utf-8")).decode()
+
+    async def delete(self, session_id: str) -> bool:
+        return False  # nothing on the server; the middleware deletes the cookie
+
+    async def link_user(self, user: str, session_id: str, ttl: float) -> None:
+        self._stateless("index sessions by user")
+
+    async def user_sessions(self, user: str) -> list[str]:
+        self._stateless("find a user's sessions")
+
+    async def count(self) -> int:
+        self._stateless("count sessions")
+
+    async def clear(self) -> None:
+        self._stateless("clear sessions (rotate the secret key instead)")
+
+    def _stateless(self, action: str) -> NoReturn:
+        raise TypeError(f"EncryptedCookieStore keeps sessions in cookies: it cannot {action}")

@@ -1,0 +1,122 @@
+"""SQLite store: durable sessions in one file, with no server to run.
+
+Several processes may share the file: every merge runs in an ``IMMEDIATE`` transaction, so
+concurrent writers of one session keep each other's keys across processes too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ._blocking import BlockingStore
+from ._json import dump_record, load_record
+from .base import SessionRecord
+
+log = logging.getLogger("aio_sessions")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    expires REAL NOT NULL,
+    user TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user);
+"""
+
+
+class SQLiteStore(BlockingStore):
+    """Sessions in a SQLite database file; they survive restarts.
+
+    Expired rows are deleted at most every ``sweep_interval`` seconds, on a write.
+    """
+
+    _unavailable = (sqlite3.OperationalError,)
+
+    def __init__(self, path: str | Path, *, sweep_interval: float = 60.0) -> None:
+        super().__init__("aio-sessions-sqlite")
+        self.path = Path(path)
+        self._sweep_interval = sweep_interval
+        self._next_sweep = 0.0
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The connection, opened on first use, in the worker thread."""
+        if self._db is None:
+            db = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            self._db = db
+        return self._db
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        db = self._conn
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _read(self, session_id: str) -> SessionRecord | None:
+        row = self._conn.execute(
+            "SELECT data FROM sessions WHERE id = ? AND expires > ?", (session_id, time.time())
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            return load_record(session_id, row[0])
+        except ValueError:
+            log.warning("ignoring a corrupt session record in sqlite")
+            return None
+
+    def _write(self, record: SessionRecord, ttl: float) -> None:
+        now = time.time()
+        self._conn.execute(
+            "INSERT INTO sessions (id, data, expires) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires",
+            (record.id, dump_record(record), now + ttl),
+        )
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_interval
+            self._conn.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
+
+    def _delete(self, session_id: str) -> bool:
+        cursor = self._conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        return cursor.rowcount > 0
+
+    def _link(self, user: str, session_id: str) -> None:
+        self._conn.execute("UPDATE sessions SET user = ? WHERE id = ?", (user, session_id))
+
+    def _user_sessions(self, user: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT id FROM sessions WHERE user = ? AND expires > ? ORDER BY id",
+            (user, time.time()),
+        )
+        return [row[0] for row in rows]
+
+    def _count(self) -> int:
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM sessions WHERE expires > ?", (time.time(),)
+        ).fetchone()
+        return int(row[0])
+
+    def _clear(self) -> None:
+        self._conn.execute("DELETE FROM sessions")
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
