@@ -1,0 +1,262 @@
+"""RedisStore against a real redis-server: round trips, aiohttp-session interop, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp_session
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from aiohttp_session.redis_storage import RedisStorage
+from redis.asyncio import Redis
+
+from aio_sessions import RedisStore, get_session, setup
+from aio_sessions._ids import new_id
+
+from ._services import RedisServer, unavailable
+from .conftest import MakeClient, counter, read, replay, session_cookie
+
+APP_NAME = web.AppKey("name", str)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{new_id()[:6]}_"
+
+
+class Monitor:
+    """The commands clients send to Redis, read with MONITOR (commands run by scripts excluded)."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.client = Redis.from_url(redis_url)
+        self.commands: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Monitor:
+        ready = asyncio.Event()
+
+        async def listen() -> None:
+            async with self.client.monitor() as monitor:
+                ready.set()
+                async for event in monitor.listen():
+                    if event["client_type"] != "lua":
+                        self.commands.append(event["command"].split()[0].upper())
+
+        self._task = asyncio.ensure_future(listen())
+        await ready.wait()
+        await asyncio.sleep(0.05)
+        return self
+
+    async def settle(self) -> list[str]:
+        await asyncio.sleep(0.1)
+        commands, self.commands = self.commands, []
+        return commands
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self.client.aclose()
+
+
+async def test_round_trips(
+    make_client: MakeClient, redis: Redis, redis_url: str, prefix: str
+) -> None:
+    client = await make_client(store=RedisStore(redis, key_prefix=prefix))
+    await client.get("/count")
+    await client.get("/count")  # loads the script
+    async with Monitor(redis_url) as monitor:
+        await monitor.settle()
+        await client.get("/read")
+        assert await monitor.settle() == ["GET"]
+        await client.get("/count")
+        assert await monitor.settle() == ["GET", "EVALSHA"]
+        client.session.cookie_jar.clear()
+        await client.get("/count")  # a new visitor: nothing to load, one SET
+        assert await monitor.settle() == ["SET"]
+        await client.get("/plain-404")
+        assert await monitor.settle() == []
+
+
+async def test_stored_format_and_ttl(make_client: MakeClient, redis: Redis, prefix: str) -> None:
+    client = await make_client(store=RedisStore(redis, key_prefix=prefix), idle_timeout=300)
+    await client.get("/count")
+    key = f"{prefix}{session_cookie(client)}"
+    doc = json.loads(await redis.get(key))
+    assert doc["session"] == {"n": 1}
+    assert isinstance(doc["created"], int)
+    assert 299_000 < await redis.pttl(key) <= 300_000
+
+
+async def test_decode_responses_client(
+    make_client: MakeClient, redis_url: str, prefix: str
+) -> None:
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    client = await make_client(store=RedisStore(redis, key_prefix=prefix))
+    for n in (1, 2, 3):
+        assert await (await client.get("/count")).json() == {"n": n}
+    await redis.aclose()
+
+
+def test_rejects_other_clients() -> None:
+    with pytest.raises(TypeError, match=r"redis\.asyncio"):
+        RedisStore(object())  # type: ignore[arg-type]
+
+
+async def test_two_app_processes_share_sessions_and_keep_writes(
+    aiohttp_client: Any, redis_url: str, prefix: str
+) -> None:
+    """Two apps with their own connections, as two worker processes would be."""
+    gate = asyncio.Event()
+
+    async def write(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        await gate.wait()
+        session[request.query["k"]] = request.app[APP_NAME]
+        return web.Response()
+
+    clients: list[TestClient[web.Request, web.Application]] = []
+    for name in ("a", "b"):
+        app = web.Application()
+        app[APP_NAME] = name
+        setup(app, RedisStore.from_url(redis_url, key_prefix=prefix))
+        app.router.add_get("/count", counter)
+        app.router.add_get("/read", read)
+        app.router.add_get("/w", write)
+        clients.append(await aiohttp_client(app))
+    a, b = clients
+    await a.get("/count")
+    sid = session_cookie(a)
+    assert (await replay(b, "/read", sid))["data"] == {"n": 1}
+    cookie = {"AIOHTTP_SESSION": sid}
+    pending = [
+        asyncio.ensure_future(c.get("/w", params={"k": f"k{i}"}, cookies=cookie))
+        for i, c in enumerate([a, b, a, b])
+    ]
+    await asyncio.sleep(0.1)
+    gate.set()
+    await asyncio.gather(*pending)
+    data = (await replay(b, "/read", sid))["data"]
+    assert data == {"n": 1, "k0": "a", "k1": "b", "k2": "a", "k3": "b"}
+
+
+# -- aiohttp-session interoperability --------------------------------------------------------
+
+# aiohttp-session 2.12 stores its state under string keys, which aiohttp 3.14 warns about.
+AIOHTTP_SESSION_WARNS = pytest.mark.filterwarnings(
+    "ignore::aiohttp.web_exceptions.NotAppKeyWarning"
+)
+
+
+async def _aiohttp_session_app(aiohttp_client: Any, redis: Redis) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        session = await aiohttp_session.get_session(request)
+        if "set" in request.query:
+            session[request.query["set"]] = request.query["value"]
+        return web.json_response(dict(session))
+
+    app = web.Application()
+    aiohttp_session.setup(app, RedisStorage(redis))
+    app.router.add_get("/", handler)
+    return await aiohttp_client(app)
+
+
+@AIOHTTP_SESSION_WARNS
+async def test_aiohttp_session_sessions_carry_over(
+    aiohttp_client: Any, make_client: MakeClient, redis: Redis
+) -> None:
+    theirs = await _aiohttp_session_app(aiohttp_client, redis)
+    await theirs.get("/", params={"set": "user", "value": "alice"})
+    their_id = session_cookie(theirs)  # uuid4().hex
+
+    ours = await make_client(store=RedisStore(redis))
+    assert (await replay(ours, "/read", their_id))["data"] == {"user": "alice"}
+    resp = await ours.get("/count", cookies={"AIOHTTP_SESSION": their_id})
+    assert await resp.json() == {"user": "alice", "n": 1}
+    # ...and back: aiohttp-session reads what we wrote.
+    resp = await theirs.get("/")
+    assert await resp.json() == {"user": "alice", "n": 1}
+    await redis.delete(f"AIOHTTP_SESSION_{their_id}")
+
+
+@AIOHTTP_SESSION_WARNS
+async def test_our_sessions_readable_by_aiohttp_session(
+    aiohttp_client: Any, make_client: MakeClient, redis: Redis
+) -> None:
+    ours = await make_client(store=RedisStore(redis))
+    await ours.get("/count")
+    sid = session_cookie(ours)
+    theirs = await _aiohttp_session_app(aiohttp_client, redis)
+    resp = await theirs.get(
+        "/", params={"set": "via", "value": "theirs"}, cookies={"AIOHTTP_SESSION": sid}
+    )
+    assert await resp.json() == {"n": 1, "via": "theirs"}
+    assert (await (await ours.get("/read")).json())["data"] == {"n": 1, "via": "theirs"}
+    await redis.delete(f"AIOHTTP_SESSION_{sid}")
+
+
+# -- outages -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis() -> Any:
+    """A redis-server of this test alone, with an append-only file so a restart keeps data."""
+    try:
+        server = RedisServer("--appendonly", "yes", "--appendfsync", "always").start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        unavailable(f"Redis cannot start: {exc}")
+    server.extra = ("--appendonly", "yes", "--appendfsync", "always")
+    yield server
+    server.stop()
+
+
+async def test_redis_down_gives_503_and_recovers(make_client: MakeClient, own_redis: Any) -> None:
+    client = await make_client(store=RedisStore.from_url(own_redis.url))
+    assert await (await client.get("/count")).json() == {"n": 1}
+    own_redis.stop()
+    for path in ("/read", "/count"):
+        resp = await client.get(path)
+        assert resp.status == 503
+        assert resp.headers["Retry-After"] == "1"
+    own_redis.start()
+    for _ in range(50):  # the pool reconnects by itself
+        resp = await client.get("/count")
+        if resp.status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert await resp.json() == {"n": 2}  # nothing stored was lost
+
+
+async def test_redis_hanging_gives_503_within_timeout(
+    make_client: MakeClient, own_redis: Any
+) -> None:
+    client = await make_client(
+        store=RedisStore.from_url(own_redis.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    )
+    await client.get("/count")
+    assert own_redis.process is not None
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
+    try:
+        resp = await asyncio.wait_for(client.get("/read"), timeout=10)
+        assert resp.status == 503
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+    for _ in range(50):
+        resp = await client.get("/count")
+        if resp.status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert await resp.json() == {"n": 2}
