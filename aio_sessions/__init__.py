@@ -7,13 +7,17 @@ from typing import TYPE_CHECKING, Any
 from .errors import CookieTooLarge, SerializationError, SessionError, StoreUnavailable
 from .manager import SessionManager
 from .middleware import get_manager, get_session, new_session, session_middleware, setup
+from .registry import CLOSE_SESSION_EXPIRED, CLOSE_SESSION_REVOKED, SocketRegistry
 from .session import Session
 from .stores import EncryptedCookieStore, FileStore, MemoryStore, SQLiteStore, Store
+from .websocket import get_ws_session, require_session
 
 if TYPE_CHECKING:
     from .stores.redis import RedisStore
 
 __all__ = [
+    "CLOSE_SESSION_EXPIRED",
+    "CLOSE_SESSION_REVOKED",
     "CookieTooLarge",
     "EncryptedCookieStore",
     "FileStore",
@@ -24,11 +28,14 @@ __all__ = [
     "Session",
     "SessionError",
     "SessionManager",
+    "SocketRegistry",
     "Store",
     "StoreUnavailable",
     "get_manager",
     "get_session",
+    "get_ws_session",
     "new_session",
+    "require_session",
     "session_middleware",
     "setup",
 ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 
 from aiohttp import hdrs, web
+from yarl import URL
 
 from .errors import CookieTooLarge
 from .stores.base import SessionRecord
@@ -17,6 +19,19 @@ _SAMESITE = ("Strict", "Lax", "None")
 # Browsers keep a cookie only when its name and value together fit in 4096 bytes.
 _COOKIE_LIMIT = 4096
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def normalize_origin(origin: str) -> str:
+    """``scheme://host[:port]``, lower-case and without a default port; ``null`` stays."""
+    if origin == "null":
+        return origin
+    try:
+        url = URL(origin)
+    except ValueError:
+        return "invalid:"
+    if not url.scheme or not url.host:
+        return "invalid:"
+    return str(url.origin()).lower()
 
 
 def check_max_age(value: int | None) -> int | None:
@@ -44,6 +59,8 @@ class SessionConfig:
     save_uninitialized: bool = False
     trust_proxy: bool = False
     user_key: str | None = "user"
+    ws_origins: tuple[str, ...] = ()
+    ws_allow_missing_origin: bool = False
 
     def __post_init__(self) -> None:
         if not _TOKEN.fullmatch(self.cookie_name):
@@ -63,7 +80,17 @@ class SessionConfig:
             raise ValueError("samesite='None' needs secure cookies (secure=None or True)")
         if self.user_key is not None and not isinstance(self.user_key, str):
             raise ValueError("user_key must be a session key (a string) or None")
-        for name in ("rolling", "renew", "httponly", "save_uninitialized", "trust_proxy"):
+        if isinstance(self.ws_origins, str) or not all(isinstance(o, str) for o in self.ws_origins):
+            raise ValueError("ws_origins must be a list of origins like 'https://example.com'")
+        object.__setattr__(self, "ws_origins", tuple(normalize_origin(o) for o in self.ws_origins))
+        for name in (
+            "rolling",
+            "renew",
+            "httponly",
+            "save_uninitialized",
+            "trust_proxy",
+            "ws_allow_missing_origin",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False")
 
@@ -82,13 +109,16 @@ class SessionConfig:
             ttl = min(ttl, record.created + self.absolute_timeout - now)
         return max(ttl, 1.0)
 
+    def expires_at(self, record: SessionRecord) -> float:
+        """When the session ends unless it is saved or touched again (epoch seconds)."""
+        end = math.inf if record.accessed is None else record.accessed + self.lifetime(record)
+        if self.absolute_timeout is not None:
+            end = min(end, record.created + self.absolute_timeout)
+        return end
+
     def expired(self, record: SessionRecord, now: float) -> bool:
         """Enforce the timeouts on the server, whatever the cookie or the store say."""
-        if self.absolute_timeout is not None and now - record.created > self.absolute_timeout:
-            return True
-        if record.accessed is None:
-            return False
-        return now - record.accessed > self.lifetime(record)
+        return now > self.expires_at(record)
 
     def touch_due(self, record: SessionRecord, now: float) -> bool:
         """Whether a request that changed nothing should still extend the session.
@@ -105,15 +135,25 @@ class SessionConfig:
 
     # -- the cookie -----------------------------------------------------------------
 
+    def scheme(self, request: web.BaseRequest) -> str:
+        """The scheme the browser used: X-Forwarded-Proto counts only with ``trust_proxy``."""
+        if self.trust_proxy:
+            proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+            if proto in ("http", "https"):
+                return proto
+        return request.scheme
+
     def is_secure(self, request: web.BaseRequest) -> bool:
         if self.secure is not None:
             return self.secure
-        if request.secure:
-            return True
+        return self.scheme(request) == "https"
+
+    def own_origin(self, request: web.BaseRequest) -> str:
+        """The origin the app is served from, as a browser names it in ``Origin``."""
+        host = request.host
         if self.trust_proxy:
-            proto = request.headers.get("X-Forwarded-Proto", "")
-            return proto.split(",")[0].strip().lower() == "https"
-        return False
+            host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip()
+        return normalize_origin(f"{self.scheme(request)}://{host}")
 
     def check_cookie(self, value: str) -> None:
         """Refuse a cookie that browsers would silently drop."""

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config import SessionConfig
+from .registry import SocketRegistry
 from .session import Session
 from .stores.base import Changes, SessionRecord, Store
 
@@ -27,6 +28,8 @@ class SessionManager:
     def __init__(self, store: Store, config: SessionConfig) -> None:
         self.store = store
         self.config = config
+        #: The WebSockets open in this process, by session and by user.
+        self.sockets = SocketRegistry(self)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -51,10 +54,11 @@ class SessionManager:
 
     async def save(self, session: Session) -> None:
         """Write what the session changed and decide which cookie the response carries."""
-        for doomed in session._doomed:
-            await self.store.delete(doomed)
-        had_doomed = bool(session._doomed)
-        session._doomed.clear()
+        doomed, session._doomed = session._doomed, []
+        for session_id in doomed:
+            await self.store.delete(session_id)
+        await self.sockets.revoke(doomed)
+        had_doomed = bool(doomed)
         if session._new:
             await self._save_new(session, had_doomed)
         elif session._set or session._removed:
@@ -167,9 +171,24 @@ class SessionManager:
         return await self.store.save(record, changes, self.config.ttl(record, now)) is not None
 
     async def delete(self, session_id: str) -> bool:
-        """Destroy a session; False when there was none."""
+        """Destroy a session and close its WebSockets; False when there was none."""
         self._need_server_state("delete")
-        return await self.store.delete(session_id)
+        existed = await self.store.delete(session_id)
+        await self.sockets.revoke([session_id])
+        return existed
+
+    async def logout_user(self, user: str) -> int:
+        """Log ``user`` out everywhere: destroy their sessions, close their sockets in every
+        process. Returns how many sessions were destroyed.
+
+        With a cookie store no session can be destroyed, but the sockets are still closed.
+        """
+        session_ids = [] if self.store.stateless else await self.store.user_sessions(user)
+        destroyed = 0
+        for session_id in session_ids:
+            destroyed += await self.store.delete(session_id)
+        await self.sockets.revoke(session_ids, users=[user])
+        return destroyed
 
     async def count(self) -> int:
         """How many live sessions the store holds."""

@@ -27,13 +27,14 @@ log = logging.getLogger("aio_sessions")
 class _RequestState:
     """One request's view of the session: loaded once, committed once."""
 
-    __slots__ = ("committed", "manager", "request", "session")
+    __slots__ = ("committed", "manager", "request", "session", "ws")
 
     def __init__(self, manager: SessionManager, request: web.Request) -> None:
         self.manager = manager
         self.request = request
         self.session: Session | None = None
         self.committed = False
+        self.ws: web.WebSocketResponse | None = None
 
     async def get(self) -> Session:
         if self.session is None:
@@ -62,6 +63,8 @@ class _RequestState:
 
 _STATE: Final = web.RequestKey("aio_sessions.state", _RequestState)
 _MANAGER: Final = web.AppKey("aio_sessions.manager", SessionManager)
+#: The session a WebSocketResponse was opened with (read by get_ws_session).
+WS_SESSION: Final = web.ResponseKey("aio_sessions.ws_session", Session)
 
 
 class SessionMiddleware:
@@ -75,6 +78,14 @@ class SessionMiddleware:
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         state = _RequestState(self.manager, request)
         request[_STATE] = state
+        try:
+            return await self._handle(state, handler)
+        finally:
+            if state.ws is not None:
+                self.manager.sockets._discard(state.ws)
+
+    async def _handle(self, state: _RequestState, handler: Handler) -> web.StreamResponse:
+        request = state.request
         try:
             try:
                 response = await handler(request)
@@ -128,12 +139,18 @@ def setup(app: web.Application, store: Store | None = None, **options: Any) -> S
     app[_MANAGER] = middleware.manager
     app.middlewares.append(middleware)
     app.on_response_prepare.append(middleware.on_response_prepare)
+    manager = middleware.manager
 
-    async def close_store(app: web.Application) -> None:
-        await middleware.manager.store.close()
+    async def start(app: web.Application) -> None:
+        await manager.sockets.start()
 
-    app.on_cleanup.append(close_store)
-    return middleware.manager
+    async def close(app: web.Application) -> None:
+        await manager.sockets.stop()
+        await manager.store.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(close)
+    return manager
 
 
 def get_manager(app: web.Application) -> SessionManager:

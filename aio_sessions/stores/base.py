@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -48,6 +48,8 @@ class Store(ABC):
 
     #: True when the session lives in the cookie and the server keeps nothing.
     stateless: ClassVar[bool] = False
+    #: True when ``publish`` reaches the other processes that share this store.
+    shares_events: ClassVar[bool] = False
 
     @abstractmethod
     async def load(self, token: str) -> SessionRecord | None:
@@ -86,6 +88,15 @@ class Store(ABC):
     @abstractmethod
     async def clear(self) -> None:
         """Remove every session of this store."""
+
+    async def publish(self, message: str) -> None:  # noqa: B027 - optional, empty by default
+        """Send a revocation to the other processes sharing this store."""
+
+    async def listen(self) -> AsyncIterator[str]:
+        """Yield what other processes publish, until cancelled; raise StoreUnavailable on
+        failure (the caller retries). Only called when ``shares_events`` is True."""
+        raise NotImplementedError
+        yield  # pragma: no cover - makes this an async generator
 
     async def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release connections and files; called on application cleanup."""

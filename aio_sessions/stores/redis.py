@@ -205,6 +205,25 @@ class RedisStore(Store):
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
 
+    shares_events = True
+
+    async def publish(self, message: str) -> None:
+        await self._call(self.client.publish(self.channel, message))
+
+    async def listen(self) -> AsyncIterator[str]:
+        pubsub = self.client.pubsub()
+        try:
+            await self._call(pubsub.subscribe(self.channel))
+            while True:
+                event = await self._call(
+                    pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                )
+                if event is not None and event["type"] == "message":
+                    data = event["data"]
+                    yield data.decode("utf-8") if isinstance(data, bytes) else data
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
     async def close(self) -> None:
         if self._owns_client:
             await self.client.aclose()

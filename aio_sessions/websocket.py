@@ -1,0 +1,101 @@
+"""WebSocket handlers: ``get_ws_session`` and the ``require_session`` guard."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from aiohttp import hdrs, web
+
+from .config import normalize_origin
+from .middleware import WS_SESSION, get_manager, get_session
+from .registry import CLOSE_SESSION_EXPIRED, CLOSE_SESSION_REVOKED
+from .session import Session
+
+__all__ = ["CLOSE_SESSION_EXPIRED", "CLOSE_SESSION_REVOKED", "get_ws_session", "require_session"]
+
+
+async def get_ws_session(ws: web.WebSocketResponse) -> Session:
+    """The session of the request that opened ``ws``; call it after ``await ws.prepare()``.
+
+    It is the same ``Session`` as over HTTP: save changes with ``await session.save()``
+    (they are also saved when the handler returns) and pick up what HTTP requests changed
+    with ``await session.reload()``.
+    """
+    if not ws.prepared:
+        raise RuntimeError(
+            "get_ws_session(ws) needs a prepared socket: await ws.prepare(request) first"
+        )
+    try:
+        return ws[WS_SESSION]
+    except KeyError:
+        raise RuntimeError(
+            "no session on this WebSocket: call aio_sessions.setup(app) first"
+        ) from None
+
+
+_T = TypeVar("_T")
+
+
+def _is_handshake(request: web.BaseRequest) -> bool:
+    return request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+
+
+def _allowed_origin(
+    request: web.Request, origins: Iterable[str] | None, allow_missing: bool | None
+) -> bool:
+    config = get_manager(request.app).config
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return config.ws_allow_missing_origin if allow_missing is None else allow_missing
+    allowed = {config.own_origin(request), *config.ws_origins}
+    if origins is not None:
+        allowed.update(normalize_origin(o) for o in origins)
+    return normalize_origin(origin) in allowed
+
+
+async def _guard(
+    request: web.Request,
+    keys: tuple[str, ...],
+    origins: Iterable[str] | None,
+    allow_missing_origin: bool | None,
+) -> None:
+    if _is_handshake(request) and not _allowed_origin(request, origins, allow_missing_origin):
+        raise web.HTTPForbidden(text="WebSocket origin not allowed")
+    session = await get_session(request)
+    missing = [key for key in keys if key not in session]
+    if missing:
+        raise web.HTTPUnauthorized(text="A session is required")
+
+
+def require_session(
+    *keys: str, origins: Iterable[str] | None = None, allow_missing_origin: bool | None = None
+) -> Callable[[_T], _T]:
+    """Refuse a request before the handler runs: 401 when a session key is missing, 403 when
+    a WebSocket handshake comes from a foreign origin. A refused handshake never upgrades.
+
+    Decorates function handlers, class-based views (every HTTP method) and view methods.
+    ``origins`` are allowed besides the app's own and ``setup(ws_origins=...)``; a handshake
+    without ``Origin`` (not a browser) passes only with ``allow_missing_origin=True`` (or
+    ``setup(ws_allow_missing_origin=True)``).
+    """
+    allowed = None if origins is None else tuple(origins)
+
+    def decorate(target: Any) -> Any:
+        if isinstance(target, type) and issubclass(target, web.View):
+            for method in hdrs.METH_ALL:
+                handler = getattr(target, method.lower(), None)
+                if handler is not None:
+                    setattr(target, method.lower(), decorate(handler))
+            return target
+
+        @functools.wraps(target)
+        async def guarded(first: Any, *args: Any, **kwargs: Any) -> web.StreamResponse:
+            request = first.request if isinstance(first, web.View) else first
+            await _guard(request, keys, allowed, allow_missing_origin)
+            return await target(first, *args, **kwargs)  # type: ignore[no-any-return]
+
+        return guarded
+
+    return decorate
