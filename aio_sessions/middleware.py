@@ -113,10 +113,23 @@ class SessionMiddleware:
             ) from exc
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
-        """Commit before the headers of a response the handler prepares itself go out."""
-        state = request.get(_STATE)
-        if state is not None and not state.committed:
+        """Commit before the headers of a response the handler prepares itself go out.
+
+        A WebSocket handshake also binds the socket to its session (loaded if the handler
+        did not ask for it), for ``get_ws_session`` and the socket registry.
+        """
+        state: _RequestState | None = request.get(_STATE)
+        if state is None:
+            return
+        ws = response if isinstance(response, web.WebSocketResponse) else None
+        if ws is not None:
+            await state.get()
+        if not state.committed:
             await state.commit(response)
+        if ws is not None and state.session is not None:
+            ws[WS_SESSION] = state.session
+            state.ws = ws
+            self.manager.sockets._add(ws, state.session)
 
 
 def session_middleware(store: Store | None = None, **options: Any) -> SessionMiddleware:
