@@ -46,3 +46,23 @@ async def test_docs_quick_start(aiohttp_client: Any) -> None:
     assert await resp.text() == "hello alice"
     resp = await client.post("/logout")
     assert await resp.text() == "hello stranger"
+
+
+async def test_websockets_lifecycle_snippet(aiohttp_client: Any) -> None:
+    import aiohttp
+
+    from aio_sessions import get_manager
+
+    app = run_first_block(ROOT / "docs" / "websockets.md")
+    client = await aiohttp_client(app)
+    own = str(client.make_url("/").origin())
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/ws", origin=own)
+    assert refused.value.status == 401
+    sid = await get_manager(app).create({"user": "ann"})
+    headers = {"Cookie": f"AIOHTTP_SESSION={sid}"}
+    async with client.ws_connect("/ws", origin=own, headers=headers) as ws:
+        assert await ws.receive_str() == "hello ann"
+        await ws.send_str("ping")
+        await ws.close()
+    assert "last_seen" in (await get_manager(app).get(sid) or {})
