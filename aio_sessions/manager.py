@@ -54,10 +54,12 @@ class SessionManager:
 
     async def save(self, session: Session) -> None:
         """Write what the session changed and decide which cookie the response carries."""
-        doomed, session._doomed = session._doomed, []
-        for session_id in doomed:
-            await self.store.delete(session_id)
-        await self.sockets.revoke(doomed)
+        doomed = session._doomed
+        if doomed:
+            session._doomed = []
+            for session_id in doomed:
+                await self.store.delete(session_id)
+            await self.sockets.revoke(doomed)
         had_doomed = bool(doomed)
         if session._new:
             await self._save_new(session, had_doomed)

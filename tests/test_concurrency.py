@@ -36,10 +36,11 @@ async def test_concurrent_writes_to_different_keys_are_all_kept(make_client: Mak
 
 
 async def test_concurrent_delete_and_write_of_other_keys(make_client: MakeClient) -> None:
-    gate = asyncio.Event()
+    gate, loaded = asyncio.Event(), asyncio.Event()
 
     async def slow_set(request: web.Request) -> web.Response:
         session = await get_session(request)
+        loaded.set()
         await gate.wait()
         session["b"] = 2
         return web.Response()
@@ -58,7 +59,7 @@ async def test_concurrent_delete_and_write_of_other_keys(make_client: MakeClient
     )
     await client.get("/seed")
     slow = asyncio.ensure_future(client.get("/slow"))
-    await asyncio.sleep(0.05)
+    await loaded.wait()  # the slow request holds the old snapshot
     await client.get("/del")
     gate.set()
     await slow
@@ -66,10 +67,11 @@ async def test_concurrent_delete_and_write_of_other_keys(make_client: MakeClient
 
 
 async def test_late_write_does_not_resurrect_a_logged_out_session(make_client: MakeClient) -> None:
-    gate = asyncio.Event()
+    gate, loaded = asyncio.Event(), asyncio.Event()
 
     async def slow_write(request: web.Request) -> web.Response:
         session = await get_session(request)
+        loaded.set()
         await gate.wait()
         session["cart"] = ["book"]
         return web.Response()
@@ -88,7 +90,7 @@ async def test_late_write_does_not_resurrect_a_logged_out_session(make_client: M
     await client.get("/login")
     sid = session_cookie(client)
     slow = asyncio.ensure_future(client.get("/slow"))
-    await asyncio.sleep(0.05)
+    await loaded.wait()  # the slow request holds the old snapshot
     await client.get("/logout")
     gate.set()
     resp = await slow

@@ -42,6 +42,7 @@ class Monitor:
 
     def __init__(self, redis_url: str) -> None:
         self.client = Redis.from_url(redis_url)
+        self.marker_client = Redis.from_url(redis_url)
         self.commands: list[str] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -53,23 +54,31 @@ class Monitor:
                 ready.set()
                 async for event in monitor.listen():
                     if event["client_type"] != "lua":
-                        self.commands.append(event["command"].split()[0].upper())
+                        self.commands.append(event["command"])
 
         self._task = asyncio.ensure_future(listen())
         await ready.wait()
-        await asyncio.sleep(0.05)
+        await self.settle()
         return self
 
     async def settle(self) -> list[str]:
-        await asyncio.sleep(0.1)
-        commands, self.commands = self.commands, []
-        return commands
+        """The command names seen since the last call, up to a marker sent now."""
+        marker = f"marker-{new_id()}"
+        await self.marker_client.echo(marker)
+        deadline = asyncio.get_running_loop().time() + 5
+        while not any(marker in command for command in self.commands):
+            assert asyncio.get_running_loop().time() < deadline, "MONITOR fell silent"
+            await asyncio.sleep(0.01)
+        end = next(i for i, command in enumerate(self.commands) if marker in command)
+        seen, self.commands = self.commands[:end], self.commands[end + 1 :]
+        return [command.split()[0].upper() for command in seen]
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         await self.client.aclose()
+        await self.marker_client.aclose()
 
 
 async def test_round_trips(

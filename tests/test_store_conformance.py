@@ -174,12 +174,12 @@ async def test_ttl_expiry(server_side: Kit) -> None:
 async def test_touch_extends_lifetime(server_side: Kit) -> None:
     store = server_side.store
     rec = record(a=1)
-    await store.save(rec, None, 0.4)
+    await store.save(rec, None, 1)
     loaded = await store.load(rec.id)
     assert loaded is not None
     loaded.accessed = time.time()
     assert await store.touch(loaded, 5) == rec.id
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.2)
     again = await store.load(rec.id)
     assert again is not None
     assert again.accessed == pytest.approx(loaded.accessed)

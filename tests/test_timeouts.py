@@ -11,27 +11,26 @@ from .conftest import CountingStore, MakeClient, replay, session_cookie
 
 async def test_idle_timeout_expires_on_the_server(make_client: MakeClient) -> None:
     store = MemoryStore()
-    client = await make_client(store=store, idle_timeout=0.5)
+    client = await make_client(store=store, idle_timeout=1)
     await client.get("/count")
     old = session_cookie(client)
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5)
     assert (await (await client.get("/count")).json()) == {"n": 2}  # activity keeps it alive
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.6)  # past the first request's deadline
     assert (await (await client.get("/count")).json()) == {"n": 3}
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(1.3)
     assert (await replay(client, "/read", old)) == {"data": {}, "new": True}
     assert await store.load(old) is None  # and it was removed, not just ignored
 
 
 async def test_reads_count_as_activity_for_idle_timeout(make_client: MakeClient) -> None:
     store = CountingStore()
-    client = await make_client(store=store, idle_timeout=0.6)
+    client = await make_client(store=store, idle_timeout=1)
     await client.get("/count")
     for _ in range(4):
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.4)
         assert (await (await client.get("/read")).json())["data"] == {"n": 1}
     assert "touch" in store.calls
-    assert "save" in store.calls
     assert store.calls.count("save") == 1
 
 

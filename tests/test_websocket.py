@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
 import aio_sessions
 from aio_sessions import (
@@ -378,17 +379,17 @@ async def test_logout_everywhere_spares_other_users(aiohttp_client: Any) -> None
 
 
 async def test_idle_timeout_closes_socket_unless_http_keeps_it_alive(make_client: Any) -> None:
-    client = await make_client(idle_timeout=1)
+    client = await make_client(idle_timeout=1.5)
     await client.post("/login")
     ws = await open_ws(client)
     started = time.monotonic()
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(0.9)
     await client.post("/write", params={"key": "k", "value": "v"})  # activity over HTTP
-    await asyncio.sleep(0.6)  # past the first deadline: the socket must still be open
+    await asyncio.sleep(0.9)  # past the first deadline: the socket must still be open
     await ws.send_str("get user")
     assert await ws.receive_str() == "alice"
-    assert await closed_with(ws, timeout=3) == CLOSE_SESSION_EXPIRED
-    assert time.monotonic() - started >= 1.6
+    assert await closed_with(ws, timeout=4) == CLOSE_SESSION_EXPIRED
+    assert time.monotonic() - started >= 2.3
     assert (await (await client.get("/read")).json()) == {}
 
 
@@ -440,8 +441,23 @@ async def two_processes(aiohttp_client: Any, redis_url: str) -> list[Client]:
     for _ in range(2):
         app = make_app(RedisStore.from_url(redis_url, key_prefix=prefix))
         clients.append(await aiohttp_client(app))
-    await asyncio.sleep(0.2)  # both revocation listeners subscribed
+    redis = Redis.from_url(redis_url)
+    channel = f"{prefix}revoked"
+    await until_async(lambda: _subscribers(redis, channel))  # both listeners are in
+    await redis.aclose()
     return clients
+
+
+async def _subscribers(redis: Redis, channel: str) -> bool:
+    [(_, count)] = await redis.pubsub_numsub(channel)
+    return bool(count == 2)
+
+
+async def until_async(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
 
 
 async def test_logout_on_one_process_closes_socket_on_another(two_processes: list[Client]) -> None:
