@@ -132,3 +132,23 @@ def redis_cluster_url() -> Iterator[str]:
         yield cluster.url
     finally:
         cluster.stop()
+
+
+async def aiohttp_session_client(aiohttp_client: Any, storage: Any) -> Any:
+    """A real aiohttp-session app on ``storage``: GET / echoes the session, ?set=K&value=V writes.
+
+    aiohttp-session 2.12 keeps request state under string keys, which aiohttp 3.14 warns
+    about: tests using it filter NotAppKeyWarning.
+    """
+    import aiohttp_session
+
+    async def handler(request: web.Request) -> web.Response:
+        session = await aiohttp_session.get_session(request)
+        if "set" in request.query:
+            session[request.query["set"]] = request.query["value"]
+        return web.json_response(dict(session))
+
+    app = web.Application()
+    aiohttp_session.setup(app, storage)
+    app.router.add_get("/", handler)
+    return await aiohttp_client(app)

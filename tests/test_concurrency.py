@@ -1,4 +1,7 @@
-"""Concurrent requests on one session keep each other's writes."""
+"""Concurrent requests on one session keep each other's writes.
+
+Many writers of different keys are tested on every store in test_store_conformance.py.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +12,6 @@ from aiohttp import web
 from aio_sessions import get_manager, get_session
 
 from .conftest import MakeClient, session_cookie
-
-
-async def test_concurrent_writes_to_different_keys_are_all_kept(make_client: MakeClient) -> None:
-    loaded = 0
-    all_loaded = asyncio.Event()
-    writers = 10
-
-    async def write(request: web.Request) -> web.Response:
-        nonlocal loaded
-        session = await get_session(request)
-        loaded += 1
-        if loaded == writers:
-            all_loaded.set()
-        await all_loaded.wait()  # every request holds the same old snapshot
-        session[request.query["key"]] = request.query["value"]
-        return web.Response()
-
-    client = await make_client(("GET", "/write", write))
-    await client.get("/count")
-    await asyncio.gather(
-        *(client.get("/write", params={"key": f"k{i}", "value": str(i)}) for i in range(writers))
-    )
-    data = (await (await client.get("/read")).json())["data"]
-    assert data == {"n": 1, **{f"k{i}": str(i) for i in range(writers)}}
 
 
 async def test_concurrent_delete_and_write_of_other_keys(make_client: MakeClient) -> None:

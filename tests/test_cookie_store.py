@@ -8,7 +8,6 @@ import logging
 import os
 from typing import Any
 
-import aiohttp_session
 import pytest
 from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
@@ -16,7 +15,7 @@ from cryptography.fernet import Fernet
 
 from aio_sessions import CookieTooLarge, EncryptedCookieStore, get_manager, get_session
 
-from .conftest import MakeClient, replay, send_cookie, session_cookie
+from .conftest import MakeClient, aiohttp_session_client, replay, send_cookie, session_cookie
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
@@ -25,16 +24,7 @@ FERNET_KEY = Fernet.generate_key().decode()
 
 
 async def theirs_client(aiohttp_client: Any, key: Any, **options: Any) -> Any:
-    async def handler(request: web.Request) -> web.Response:
-        session = await aiohttp_session.get_session(request)
-        if "set" in request.query:
-            session[request.query["set"]] = request.query["value"]
-        return web.json_response(dict(session))
-
-    app = web.Application()
-    aiohttp_session.setup(app, EncryptedCookieStorage(key, **options))
-    app.router.add_get("/", handler)
-    return await aiohttp_client(app)
+    return await aiohttp_session_client(aiohttp_client, EncryptedCookieStorage(key, **options))
 
 
 @pytest.mark.parametrize("key", [RAW_KEY, FERNET_KEY], ids=["32-raw-bytes", "fernet-key"])

@@ -92,13 +92,17 @@ class RedisStore(Store):
     def from_url(
         cls, url: str, *, key_prefix: str = "AIOHTTP_SESSION_", **kwargs: Any
     ) -> RedisStore:
-        """Connect with ``redis.asyncio.from_url``; short timeouts so an outage fails fast.
+        """Connect with ``redis.asyncio.from_url``: short timeouts so an outage fails fast,
+        and a retry on a fresh connection after Redis restarts.
 
         The store owns that client and closes it on application cleanup.
         """
         kwargs.setdefault("socket_connect_timeout", 2)
         kwargs.setdefault("socket_timeout", 2)
         kwargs.setdefault("health_check_interval", 15)
+        # After a Redis restart every pooled connection is dead: retry once on a fresh one
+        # instead of failing the first request on each.
+        kwargs.setdefault("retry_on_error", [redis_errors.ConnectionError])
         store = cls(Redis.from_url(url, **kwargs), key_prefix=key_prefix)
         store._owns_client = True
         return store

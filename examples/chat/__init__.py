@@ -1,1 +1,1 @@
-"""The chat example (a session counter page until the chat lands)."""
+"""The chat example: sessions, a guarded WebSocket and logout everywhere (see README.md)."""

@@ -1,40 +1,105 @@
-"""Run the example: ``python -m examples.chat [--host HOST] [--port PORT]``."""
+"""Run the chat example: ``python -m examples.chat [--port 8080] [--redis URL]``."""
 
 from __future__ import annotations
 
 import argparse
-import html
+import logging
+import os
+import sys
+from collections.abc import Sequence
 
 from aiohttp import web
 
-import aio_sessions
+from aio_sessions import EncryptedCookieStore, MemoryStore, SQLiteStore, Store
+
+from .app import make_app
+from .broker import Broker, BrokerError, MemoryBroker, RedisBroker
+
+STORES = ("memory", "sqlite", "redis", "cookie")
 
 
-async def index(request: web.Request) -> web.Response:
-    session = await aio_sessions.get_session(request)
-    session["visits"] = session.get("visits", 0) + 1
-    body = (
-        "<!doctype html><title>aio_sessions</title>"
-        f"<h1>You have visited this page {html.escape(str(session['visits']))} times</h1>"
-        "<p>The count lives in a server-side session; reload to see it grow.</p>"
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.chat",
+        description="A chat on aiohttp and aio_sessions.",
     )
-    return web.Response(text=body, content_type="text/html")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
+    parser.add_argument("--store", choices=STORES, help="where sessions live (default: memory)")
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="Redis URL, e.g. redis://127.0.0.1:6379/0: sessions, messages and presence "
+        "shared by every process started with it (implies --store redis)",
+    )
+    parser.add_argument(
+        "--sqlite-path",
+        default="chat-sessions.sqlite3",
+        help="database file of --store sqlite (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    if args.store is None:
+        args.store = "redis" if args.redis else "memory"
+    if args.redis and args.store != "redis":
+        parser.error(f"--redis keeps sessions in Redis; it cannot go with --store {args.store}")
+    if args.store == "redis" and not args.redis:
+        parser.error("--store redis needs --redis URL")
+    return args
 
 
-def make_app() -> web.Application:
-    app = web.Application()
-    aio_sessions.setup(app)
-    app.router.add_get("/", index)
-    return app
+def cookie_key() -> str | bytes:
+    """``CHAT_SECRET_KEY`` (a Fernet key), else a random key and a warning."""
+    key = os.environ.get("CHAT_SECRET_KEY")
+    if key:
+        return key
+    from cryptography.fernet import Fernet
+
+    print(
+        "warning: CHAT_SECRET_KEY is not set; using a random key, so every session ends "
+        "when this process stops. Make a key with: python -c "
+        '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"',
+        file=sys.stderr,
+        flush=True,
+    )
+    return Fernet.generate_key()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    args = parser.parse_args()
-    print(f"Serving on http://{args.host}:{args.port}/", flush=True)
-    web.run_app(make_app(), host=args.host, port=args.port, print=None)
+def make_store(args: argparse.Namespace) -> Store:
+    if args.store == "redis":
+        from aio_sessions import RedisStore  # needs the redis package: imported only here
+
+        return RedisStore.from_url(args.redis)
+    if args.store == "sqlite":
+        return SQLiteStore(args.sqlite_path)
+    if args.store == "cookie":
+        return EncryptedCookieStore(cookie_key())
+    return MemoryStore(max_sessions=100_000)  # anonymous visitors hold a CSRF token each
+
+
+def make_broker(args: argparse.Namespace) -> Broker:
+    return RedisBroker(args.redis) if args.redis else MemoryBroker()
+
+
+def url_of(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app = make_app(make_store(args), make_broker(args))
+    except ImportError as exc:  # --redis without the redis package
+        sys.exit(f"error: {exc}")
+    url = url_of(args.host, args.port)
+
+    def announce(*_: object) -> None:  # called once the port is open
+        print(f"Chat ({args.store} store) running on {url}  (Ctrl+C to stop)", flush=True)
+
+    try:
+        web.run_app(app, host=args.host, port=args.port, print=announce, shutdown_timeout=5)
+    except BrokerError as exc:  # Redis unreachable at startup
+        sys.exit(f"error: {exc}")
 
 
 if __name__ == "__main__":

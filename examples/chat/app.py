@@ -1,0 +1,272 @@
+"""The chat application: login with a CSRF-protected form, a guarded WebSocket, logout.
+
+What each handler shows of aio_sessions:
+
+- ``index``: ``get_session`` on a plain request; the CSRF token lives in the session.
+- ``login``: ``session.regenerate()`` against session fixation; writing ``username`` (the
+  ``user_key``) indexes the session under its user.
+- ``logout``: ``session.invalidate()`` plus ``get_manager(app).logout_user(name)``, which
+  closes the user's sockets in every tab and process (close code 4001).
+- ``chat_socket``: ``@require_session("username")`` refuses anonymous (401) and cross-site
+  (403) handshakes before the upgrade; ``get_ws_session(ws)`` gives the user name, which is
+  never taken from the client.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+import re
+import secrets
+from pathlib import Path
+from string import Template
+from typing import Any, Final
+
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
+
+from aio_sessions import (
+    MemoryStore,
+    Session,
+    Store,
+    get_manager,
+    get_session,
+    get_ws_session,
+    require_session,
+    setup,
+)
+
+from .broker import Broker, BrokerError, Frame, MemoryBroker, message_frame
+from .room import Connection, Room
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+TEMPLATES = HERE / "templates"
+
+#: The session keys: who is logged in, and the token every form must send back.
+USERNAME: Final = "username"
+CSRF: Final = "csrf"
+
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+MAX_TEXT = 2000
+#: Larger frames are refused by aiohttp itself (close code 1009).
+MAX_FRAME_BYTES = 64 * 1024
+
+BROKER: Final = web.AppKey("chat.broker", Broker)
+ROOM: Final = web.AppKey("chat.room", Room)
+
+# Pages only load files from this origin and only open sockets to it.
+_HTML_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class ProtocolError(ValueError):
+    """A client frame the chat refuses; the text goes back in an error frame."""
+
+
+# -- pages ---------------------------------------------------------------------------------
+
+
+def _template(name: str) -> Template:
+    return Template((TEMPLATES / name).read_text(encoding="utf-8"))
+
+
+LOGIN_PAGE = _template("login.html")
+CHAT_PAGE = _template("chat.html")
+
+
+def page(template: Template, status: int = 200, **values: str) -> web.Response:
+    """Render a template; every value is HTML-escaped."""
+    body = template.substitute({key: html.escape(value) for key, value in values.items()})
+    return web.Response(text=body, status=status, content_type="text/html", headers=_HTML_HEADERS)
+
+
+def login_page(session: Session, *, error: str = "", username: str = "") -> web.Response:
+    """The login form, with an error (status 400) after a refused name."""
+    return page(
+        LOGIN_PAGE,
+        status=400 if error else 200,
+        csrf=csrf_token(session),
+        username=username[:64],
+        error=error,
+        hidden="" if error else "hidden",
+    )
+
+
+# -- CSRF ----------------------------------------------------------------------------------
+
+
+def csrf_token(session: Session) -> str:
+    """The session's CSRF token, created on first use."""
+    token = session.get(CSRF)
+    if not isinstance(token, str):
+        token = session[CSRF] = secrets.token_urlsafe(32)
+    return token
+
+
+async def checked_form(request: web.Request, session: Session) -> dict[str, str]:
+    """The posted form, after checking its ``csrf`` field against the session (403)."""
+    form = await request.post()
+    sent, expected = form.get(CSRF), session.get(CSRF)
+    if not (
+        isinstance(sent, str)
+        and isinstance(expected, str)
+        and hmac.compare_digest(sent.encode(), expected.encode())
+    ):
+        raise web.HTTPForbidden(text="Missing or wrong CSRF token: reload the page and retry.")
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+# -- HTTP handlers -------------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.Response:
+    """The chat when logged in, else the login form."""
+    session = await get_session(request)
+    username = session.get(USERNAME)
+    if isinstance(username, str):
+        return page(CHAT_PAGE, username=username, csrf=csrf_token(session))
+    return login_page(session)
+
+
+async def login(request: web.Request) -> web.Response:
+    """Check the name, then start the logged-in session under a new id."""
+    session = await get_session(request)
+    form = await checked_form(request, session)
+    username = form.get(USERNAME, "")
+    if not USERNAME_PATTERN.fullmatch(username):
+        return login_page(
+            session,
+            error="That name cannot be used, please pick another.",
+            username=username,
+        )
+    session.regenerate()  # a new id for the new privilege: defeats session fixation
+    session[USERNAME] = username  # the user_key: indexes the session under this user
+    session[CSRF] = secrets.token_urlsafe(32)
+    raise web.HTTPSeeOther("/")
+
+
+async def logout(request: web.Request) -> web.Response:
+    """Log the user out everywhere: every tab, browser and process."""
+    session = await get_session(request)
+    await checked_form(request, session)
+    username = session.get(USERNAME)
+    session.invalidate()
+    if isinstance(username, str):
+        await get_manager(request.app).logout_user(username)
+    raise web.HTTPSeeOther("/")
+
+
+# -- the WebSocket -------------------------------------------------------------------------
+
+
+def parse_client_frame(raw: str) -> str:
+    """The text of a client's ``{"type": "message", "text": ...}``, or ProtocolError."""
+    try:
+        frame = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ProtocolError("not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise ProtocolError("a frame must be a JSON object")
+    if frame.get("type") != "message":
+        raise ProtocolError(f"unknown frame type: {str(frame.get('type'))[:40]!r}")
+    text = frame.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ProtocolError("a message needs some text")
+    if len(text) > MAX_TEXT:
+        raise ProtocolError(f"a message has at most {MAX_TEXT} characters")
+    return text
+
+
+def error_frame(error: str) -> Frame:
+    return {"type": "error", "error": error}
+
+
+async def handle_frame(msg: WSMessage, connection: Connection, broker: Broker) -> None:
+    """Publish a valid message under the session's user name; answer anything else."""
+    if msg.type is not WSMsgType.TEXT:
+        connection.send(error_frame("send JSON text frames"))
+        return
+    try:
+        text = parse_client_frame(msg.data)
+        await broker.publish(message_frame(connection.user, text))
+    except ProtocolError as exc:
+        connection.send(error_frame(str(exc)))
+    except BrokerError:
+        connection.send(error_frame("the chat is unavailable, message not sent"))
+
+
+@require_session(USERNAME)
+async def chat_socket(request: web.Request) -> web.WebSocketResponse:
+    """History first, then live messages and presence, until either side closes."""
+    ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=MAX_FRAME_BYTES)
+    await ws.prepare(request)
+    session = await get_ws_session(ws)
+    connection = Connection(ws, str(session[USERNAME]))  # identity from the session only
+    broker, room = request.app[BROKER], request.app[ROOM]
+    room.add(connection)  # frames published from now on wait in its queue
+    try:
+        history = await broker.history()
+        await ws.send_json({"type": "history", "messages": history})
+        connection.start(already_sent=history)
+        await broker.join(connection.user)
+        try:
+            async for msg in ws:
+                await handle_frame(msg, connection, broker)
+        finally:
+            await broker.leave(connection.user)
+    except BrokerError:
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"chat unavailable")
+    finally:
+        room.remove(connection)
+        await connection.stop()
+    return ws
+
+
+# -- the application -----------------------------------------------------------------------
+
+
+def make_app(
+    store: Store | None = None, broker: Broker | None = None, **session_options: Any
+) -> web.Application:
+    """The chat app on ``store`` (memory by default) with ``broker`` (in-process by default).
+
+    ``session_options`` go to ``aio_sessions.setup`` (timeouts, cookie settings).
+    """
+    app = web.Application()
+    setup(app, store if store is not None else MemoryStore(), user_key=USERNAME, **session_options)
+    chat_broker = broker if broker is not None else MemoryBroker()
+    room = Room()
+    chat_broker.subscribe(room.broadcast)
+    app[BROKER] = chat_broker
+    app[ROOM] = room
+
+    async def start_broker(app: web.Application) -> None:
+        await chat_broker.start()
+
+    async def close_sockets(app: web.Application) -> None:
+        await room.close_all()
+
+    async def close_broker(app: web.Application) -> None:
+        await chat_broker.close()
+
+    app.on_startup.append(start_broker)
+    app.on_shutdown.append(close_sockets)
+    app.on_cleanup.append(close_broker)
+    app.add_routes(
+        [
+            web.get("/", index),
+            web.post("/login", login),
+            web.post("/logout", logout),
+            web.get("/ws", chat_socket),
+            web.static("/static", STATIC),
+        ]
+    )
+    return app

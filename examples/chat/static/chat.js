@@ -1,0 +1,243 @@
+// The chat page: one WebSocket to /ws, JSON frames both ways.
+// User text only ever reaches the page through textContent, never as HTML.
+"use strict";
+
+(() => {
+  const root = document.getElementById("chat");
+  if (!root) return; // the login page
+
+  const me = root.dataset.username;
+  const $ = (id) => document.getElementById(id);
+  const messages = $("messages");
+  const empty = $("empty");
+  const users = $("users");
+  const onlineCount = $("online-count");
+  const composer = $("composer");
+  const input = $("text");
+  const sendButton = $("send");
+  const status = $("status");
+  const notice = $("notice");
+  const errorLine = $("error");
+
+  // Close codes of aio_sessions: the session was revoked (logout) or expired.
+  const CLOSE_SESSION_REVOKED = 4001;
+  const CLOSE_SESSION_EXPIRED = 4002;
+  const FIRST_DELAY = 500; // ms before the first reconnection attempt
+  const MAX_DELAY = 30000;
+
+  let socket = null;
+  let attempt = 0;
+  let retryTimer = null;
+  let loggedOut = false;
+  let errorTimer = null;
+
+  // -- the connection -------------------------------------------------------------------
+
+  function connect() {
+    retryTimer = null;
+    const url = new URL("/ws", location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(url);
+    let opened = false;
+    socket = ws;
+    setStatus("connecting", "Connecting…");
+
+    ws.addEventListener("open", () => {
+      opened = true;
+      attempt = 0;
+      setStatus("open", "Connected");
+      setComposer(true);
+    });
+    ws.addEventListener("message", (event) => {
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      onFrame(frame);
+    });
+    ws.addEventListener("close", (event) => {
+      socket = null;
+      setComposer(false);
+      onClose(event.code, opened);
+    });
+  }
+
+  async function onClose(code, opened) {
+    if (code === CLOSE_SESSION_REVOKED) return showLoggedOut("");
+    if (code === CLOSE_SESSION_EXPIRED) return showLoggedOut("Your session expired.");
+    if (!opened && (await handshakeRefused())) return showLoggedOut("");
+    scheduleReconnect();
+  }
+
+  // A browser does not tell why a handshake failed. Ask the same guard over plain HTTP:
+  // 401 means the session is gone, and retrying cannot help. Anything else (the server is
+  // down, restarting...) is worth another try.
+  async function handshakeRefused() {
+    try {
+      const response = await fetch("/ws", { cache: "no-store", credentials: "same-origin" });
+      return response.status === 401 || response.status === 403;
+    } catch {
+      return false;
+    }
+  }
+
+  function scheduleReconnect() {
+    if (loggedOut || retryTimer !== null) return;
+    // Exponential backoff with jitter: 0.5 s, 1 s, 2 s... up to 30 s.
+    const delay = Math.min(MAX_DELAY, FIRST_DELAY * 2 ** attempt) * (0.75 + Math.random() / 4);
+    attempt += 1;
+    setStatus("waiting", `Offline, retrying in ${Math.ceil(delay / 1000)} s`);
+    retryTimer = setTimeout(connect, delay);
+  }
+
+  // Back online (laptop woke up, Wi-Fi returned): retry now instead of waiting.
+  window.addEventListener("online", () => {
+    if (retryTimer !== null) {
+      clearTimeout(retryTimer);
+      connect();
+    }
+  });
+
+  // -- frames from the server --------------------------------------------------------------
+
+  function onFrame(frame) {
+    switch (frame.type) {
+      case "history":
+        messages.replaceChildren();
+        frame.messages.forEach(addMessage);
+        scrollToEnd();
+        break;
+      case "message": {
+        const follow = nearEnd() || frame.user === me;
+        addMessage(frame);
+        if (follow) scrollToEnd();
+        break;
+      }
+      case "presence":
+        showUsers(frame.users);
+        break;
+      case "error":
+        showError(frame.error);
+        break;
+    }
+  }
+
+  function addMessage(message) {
+    const item = element("li", "message");
+    if (message.user === me) item.classList.add("mine");
+
+    const avatar = element("span", "avatar", message.user.slice(0, 1).toUpperCase());
+    avatar.style.setProperty("--hue", hue(message.user));
+    avatar.setAttribute("aria-hidden", "true");
+
+    const when = new Date(message.ts * 1000);
+    const time = element(
+      "time",
+      "time",
+      when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+    );
+    time.dateTime = when.toISOString();
+
+    const meta = element("div", "meta");
+    meta.append(element("span", "author", message.user), time);
+    const body = element("div", "body");
+    body.append(meta, element("p", "text", message.text));
+    item.append(avatar, body);
+    messages.append(item);
+    empty.hidden = true;
+  }
+
+  function showUsers(names) {
+    users.replaceChildren(
+      ...names.map((name) => {
+        const item = element("li", "user");
+        const dot = element("span", "dot");
+        dot.style.setProperty("--hue", hue(name));
+        item.append(dot, element("span", "name", name));
+        if (name === me) item.append(element("span", "you", "you"));
+        return item;
+      }),
+    );
+    onlineCount.textContent = String(names.length);
+  }
+
+  function showLoggedOut(detail) {
+    loggedOut = true;
+    clearTimeout(retryTimer);
+    setStatus("closed", "Signed out");
+    setComposer(false);
+    users.replaceChildren();
+    onlineCount.textContent = "0";
+    // The session is gone: its name and its logout form (whose token is dead) go too.
+    document.querySelector(".me").hidden = true;
+    $("logout").hidden = true;
+
+    const link = element("a", "", "Log in again");
+    link.href = "/";
+    notice.replaceChildren(element("strong", "", "You were logged out"));
+    if (detail) notice.append(" ", detail);
+    notice.append(" ", link);
+    notice.hidden = false;
+  }
+
+  // -- sending ----------------------------------------------------------------------------
+
+  composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = input.value;
+    if (!text.trim()) return;
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      showError("Not connected: your message was not sent.");
+      return;
+    }
+    socket.send(JSON.stringify({ type: "message", text }));
+    input.value = "";
+  });
+
+  // -- helpers ----------------------------------------------------------------------------
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function hue(name) {
+    let hash = 0;
+    for (const char of name) hash = (hash * 31 + char.codePointAt(0)) % 360;
+    return String(hash);
+  }
+
+  function setStatus(state, text) {
+    status.dataset.state = state;
+    status.textContent = text;
+  }
+
+  function setComposer(enabled) {
+    input.disabled = !enabled;
+    sendButton.disabled = !enabled;
+    if (enabled) input.focus();
+  }
+
+  function showError(text) {
+    errorLine.textContent = text;
+    errorLine.hidden = false;
+    clearTimeout(errorTimer);
+    errorTimer = setTimeout(() => {
+      errorLine.hidden = true;
+    }, 5000);
+  }
+
+  function nearEnd() {
+    return messages.scrollHeight - messages.scrollTop - messages.clientHeight < 60;
+  }
+
+  function scrollToEnd() {
+    messages.scrollTop = messages.scrollHeight;
+  }
+
+  connect();
+})();

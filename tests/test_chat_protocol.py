@@ -1,0 +1,412 @@
+"""The chat example over HTTP and WebSocket, through a real server and real clients."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from cryptography.fernet import Fernet
+
+from aio_sessions import (
+    CLOSE_SESSION_REVOKED,
+    EncryptedCookieStore,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    get_manager,
+)
+from examples.chat.__main__ import make_broker, make_store, parse_args, url_of
+from examples.chat.app import ROOM, make_app
+from examples.chat.broker import MemoryBroker
+
+from ._chat import ChatUser, closed_with, csrf_of, next_frame, presence_becomes, receive_frame
+
+NewUser = Callable[[], Awaitable[ChatUser]]
+
+
+@pytest.fixture
+async def server(aiohttp_server: Any) -> TestServer:
+    started: TestServer = await aiohttp_server(make_app())
+    return started
+
+
+@pytest.fixture
+async def new_user(server: TestServer, aiohttp_client: Any) -> AsyncIterator[NewUser]:
+    """A new browser (its own cookie jar) on the chat server."""
+    users: list[ChatUser] = []
+
+    async def make() -> ChatUser:
+        client = await aiohttp_client(server)
+        users.append(ChatUser(client.session, client.make_url("/")))
+        return users[-1]
+
+    yield make
+    for user in users:
+        await user.close()
+
+
+async def logged_in(new_user: NewUser, name: str) -> ChatUser:
+    user = await new_user()
+    await user.login(name)
+    return user
+
+
+def session_id(user: ChatUser) -> str:
+    return user.http.cookie_jar.filter_cookies(user.base)["AIOHTTP_SESSION"].value
+
+
+# -- login, logout, CSRF ------------------------------------------------------------------
+
+
+async def test_visitor_gets_the_login_form(new_user: NewUser) -> None:
+    user = await new_user()
+    async with user.http.get(user.url("/")) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/html"
+        assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+        page = await resp.text()
+    assert 'action="/login"' in page
+    assert 'name="username"' in page
+    assert csrf_of(page)
+    assert 'id="chat"' not in page
+
+
+async def test_login_regenerates_the_session_and_shows_the_chat(
+    new_user: NewUser, server: TestServer
+) -> None:
+    user = await new_user()
+    await user.page()
+    before = session_id(user)
+    await user.login("alice")
+    after = session_id(user)
+    assert after != before
+    manager = get_manager(server.app)
+    assert await manager.get(before) is None  # the pre-login id is dead
+    assert (await manager.get(after) or {})["username"] == "alice"
+    page = await user.page()
+    assert 'id="chat" data-username="alice"' in page
+    assert "Signed in as <strong>alice</strong>" in page
+    assert 'action="/logout"' in page
+
+
+@pytest.mark.parametrize("name", ["a", "Zed_9-x", "x" * 32])
+async def test_good_usernames(new_user: NewUser, name: str) -> None:
+    user = await logged_in(new_user, name)
+    assert f'data-username="{name}"' in await user.page()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "x" * 33, "al ice", "alice\n", "a/b", "émile", "<script>alert(1)</script>"],
+)
+async def test_bad_usernames_get_the_form_again(new_user: NewUser, name: str) -> None:
+    user = await new_user()
+    resp = await user.post("/login", username=name, csrf=csrf_of(await user.page()))
+    assert resp.status == 400
+    async with user.http.post(
+        user.url("/login"), data={"username": name, "csrf": csrf_of(await user.page())}
+    ) as again:
+        page = await again.text()
+    assert 'action="/login"' in page
+    assert "That name cannot be used, please pick another." in page
+    assert "<script>" not in page
+    assert 'id="chat"' not in await user.page()
+
+
+async def test_missing_username_field_is_a_bad_name(new_user: NewUser) -> None:
+    user = await new_user()
+    resp = await user.post("/login", csrf=csrf_of(await user.page()))
+    assert resp.status == 400
+
+
+@pytest.mark.parametrize("path", ["/login", "/logout"])
+@pytest.mark.parametrize("token", [None, "", "wrong", "é", "other session"])
+async def test_forms_need_the_sessions_csrf_token(
+    new_user: NewUser, path: str, token: str | None
+) -> None:
+    user = await logged_in(new_user, "alice")
+    if token == "other session":
+        token = csrf_of(await (await new_user()).page())
+    form = {"username": "mallory"}
+    if token is not None:
+        form["csrf"] = token
+    resp = await user.post(path, **form)
+    assert resp.status == 403
+    assert 'data-username="alice"' in await user.page()  # nothing happened
+
+
+async def test_logout_ends_the_session(new_user: NewUser, server: TestServer) -> None:
+    user = await logged_in(new_user, "alice")
+    sid = session_id(user)
+    await user.logout()
+    assert await get_manager(server.app).get(sid) is None
+    assert 'action="/login"' in await user.page()
+
+
+# -- chatting -----------------------------------------------------------------------------
+
+
+async def test_two_users_chat(new_user: NewUser) -> None:
+    alice = await logged_in(new_user, "alice")
+    bob = await logged_in(new_user, "bob")
+    ws_a = await alice.join()
+    await presence_becomes(ws_a, ["alice"])
+    ws_b = await bob.join()
+    await presence_becomes(ws_a, ["alice", "bob"])
+    await presence_becomes(ws_b, ["alice", "bob"])
+
+    before = time.time()
+    await ws_a.send_json({"type": "message", "text": "hi bob <b>!</b>"})
+    for ws in (ws_a, ws_b):
+        message = await next_frame(ws, "message")
+        assert set(message) == {"type", "user", "text", "ts"}
+        assert message["user"] == "alice"
+        assert message["text"] == "hi bob <b>!</b>"
+        assert before - 1 <= message["ts"] <= time.time() + 1
+
+    await ws_b.send_json({"type": "message", "text": "hello alice"})
+    for ws in (ws_a, ws_b):
+        message = await next_frame(ws, "message")
+        assert (message["user"], message["text"]) == ("bob", "hello alice")
+
+
+async def test_first_frames_are_history_then_presence(new_user: NewUser) -> None:
+    alice = await logged_in(new_user, "alice")
+    ws = await alice.connect()
+    assert await receive_frame(ws) == {"type": "history", "messages": []}
+    assert await receive_frame(ws) == {"type": "presence", "users": ["alice"]}
+
+
+async def test_presence_on_every_join_and_leave(new_user: NewUser) -> None:
+    alice = await logged_in(new_user, "alice")
+    bob = await logged_in(new_user, "bob")
+    ws_a = await alice.join()
+    assert await next_frame(ws_a, "presence") == {"type": "presence", "users": ["alice"]}
+    bob_tabs = [await bob.join()]
+    assert (await next_frame(ws_a, "presence"))["users"] == ["alice", "bob"]
+    bob_tabs.append(await bob.join())  # a second tab: still one bob, but announced
+    assert (await next_frame(ws_a, "presence"))["users"] == ["alice", "bob"]
+    await bob_tabs.pop().close()
+    assert (await next_frame(ws_a, "presence"))["users"] == ["alice", "bob"]
+    await bob_tabs.pop().close()
+    assert (await next_frame(ws_a, "presence"))["users"] == ["alice"]
+
+
+async def test_history_keeps_the_last_50_messages(new_user: NewUser) -> None:
+    alice = await logged_in(new_user, "alice")
+    ws = await alice.join()
+    for n in range(60):
+        await ws.send_json({"type": "message", "text": f"m{n}"})
+    while (await next_frame(ws, "message"))["text"] != "m59":
+        pass
+    later = await alice.connect()
+    history = await receive_frame(later)
+    assert history["type"] == "history"
+    assert [m["text"] for m in history["messages"]] == [f"m{n}" for n in range(10, 60)]
+    assert all(m["type"] == "message" and m["user"] == "alice" for m in history["messages"])
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        json.dumps({"type": "message", "text": "x" * 2001}),
+        "{not json",
+        "",
+        "[" * 50_000,
+        json.dumps(["message", "hi"]),
+        json.dumps("hi"),
+        json.dumps(None),
+        json.dumps({"type": "shout", "text": "hi"}),
+        json.dumps({"text": "hi"}),
+        json.dumps({"type": "message"}),
+        json.dumps({"type": "message", "text": ""}),
+        json.dumps({"type": "message", "text": " \n "}),
+        json.dumps({"type": "message", "text": 42}),
+    ],
+    ids=lambda frame: frame[:30],
+)
+async def test_refused_frames_get_an_error_and_the_socket_stays_open(
+    new_user: NewUser, frame: str
+) -> None:
+    alice = await logged_in(new_user, "alice")
+    ws = await alice.join()
+    await ws.send_str(frame)
+    error = await next_frame(ws, "error")
+    assert set(error) == {"type", "error"}
+    assert isinstance(error["error"], str)
+    assert error["error"]
+    # Still open, and nothing was published.
+    await ws.send_json({"type": "message", "text": "y" * 2000})
+    message = await next_frame(ws, "message")
+    assert message["text"] == "y" * 2000
+    assert not ws.closed
+
+
+async def test_binary_frames_get_an_error(new_user: NewUser) -> None:
+    alice = await logged_in(new_user, "alice")
+    ws = await alice.join()
+    await ws.send_bytes(b'{"type": "message", "text": "hi"}')
+    assert (await next_frame(ws, "error"))["error"]
+    assert not ws.closed
+
+
+async def test_user_name_comes_from_the_session(new_user: NewUser) -> None:
+    alice = await logged_in(new_user, "alice")
+    ws = await alice.join()
+    await ws.send_json({"type": "message", "text": "I am bob", "user": "bob"})
+    message = await next_frame(ws, "message")
+    assert message["user"] == "alice"
+    assert message["text"] == "I am bob"
+
+
+# -- logout closes sockets; guarded handshakes ----------------------------------------------
+
+
+async def test_logout_closes_the_users_sockets_in_every_tab(
+    new_user: NewUser, server: TestServer
+) -> None:
+    alice = await logged_in(new_user, "alice")
+    alice_elsewhere = await logged_in(new_user, "alice")  # another browser, same user
+    bob = await logged_in(new_user, "bob")
+    alice_tabs = [await alice.join(), await alice.join(), await alice_elsewhere.join()]
+    ws_bob = await bob.join()
+    await presence_becomes(ws_bob, ["alice", "bob"])
+
+    started = time.monotonic()
+    await alice.logout()  # in one tab
+    for ws in alice_tabs:
+        assert await closed_with(ws) == CLOSE_SESSION_REVOKED
+    assert time.monotonic() - started < 1.0
+
+    await presence_becomes(ws_bob, ["bob"])
+    await ws_bob.send_json({"type": "message", "text": "still here"})
+    assert (await next_frame(ws_bob, "message"))["text"] == "still here"
+    assert not ws_bob.closed
+    assert len(server.app[ROOM]) == 1
+    # Logged out everywhere: the other browser too.
+    for user in (alice, alice_elsewhere):
+        assert 'action="/login"' in await user.page()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await user.connect()
+        assert refused.value.status == 401
+
+
+async def test_anonymous_handshake_is_refused_with_401(new_user: NewUser) -> None:
+    visitor = await new_user()
+    await visitor.page()  # a session with a CSRF token, but nobody logged in
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await visitor.connect()
+    assert refused.value.status == 401
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", None])
+async def test_foreign_or_missing_origin_is_refused_with_403(
+    new_user: NewUser, origin: str | None
+) -> None:
+    alice = await logged_in(new_user, "alice")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await alice.connect(origin=origin)
+    assert refused.value.status == 403
+
+
+async def test_shutdown_closes_sockets_as_going_away(new_user: NewUser, server: TestServer) -> None:
+    alice = await logged_in(new_user, "alice")
+    ws = await alice.join()
+    await server.close()
+    assert await closed_with(ws, timeout=5) == aiohttp.WSCloseCode.GOING_AWAY
+
+
+async def test_static_files(new_user: NewUser) -> None:
+    user = await new_user()
+    for path, kind in [
+        ("/static/chat.js", "application/javascript"),
+        ("/static/chat.css", "text/css"),
+        ("/static/favicon.svg", "image/svg+xml"),
+    ]:
+        async with user.http.get(user.url(path)) as resp:
+            assert resp.status == 200
+            assert resp.content_type == kind
+    async with user.http.get(user.url("/static/../app.py")) as resp:
+        assert resp.status in (403, 404)
+
+
+# -- the other session stores -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "cookie"])
+async def test_chat_and_logout_on_other_stores(
+    aiohttp_client: Any, tmp_path: Path, kind: str
+) -> None:
+    store: Store = (
+        SQLiteStore(tmp_path / "chat.sqlite3")
+        if kind == "sqlite"
+        else EncryptedCookieStore(Fernet.generate_key())
+    )
+    app = make_app(store)
+    first = await aiohttp_client(app)
+    server = first.server
+    alice = ChatUser(first.session, first.make_url("/"))
+    second = await aiohttp_client(server)
+    bob = ChatUser(second.session, second.make_url("/"))
+    await alice.login("alice")
+    await bob.login("bob")
+    ws_a, ws_b = await alice.join(), await bob.join()
+    await ws_a.send_json({"type": "message", "text": "hi"})
+    assert (await next_frame(ws_b, "message"))["user"] == "alice"
+    await alice.logout()
+    assert await closed_with(ws_a) == CLOSE_SESSION_REVOKED
+    await presence_becomes(ws_b, ["bob"])
+    await bob.close()
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_defaults_are_memory_on_localhost() -> None:
+    args = parse_args([])
+    assert (args.host, args.port, args.store, args.redis) == ("127.0.0.1", 8080, "memory", None)
+    assert isinstance(make_store(args), MemoryStore)
+    assert isinstance(make_broker(args), MemoryBroker)
+    assert url_of("127.0.0.1", 8080) == "http://127.0.0.1:8080/"
+    assert url_of("::1", 80) == "http://[::1]:80/"
+
+
+def test_redis_url_implies_the_redis_store() -> None:
+    assert parse_args(["--redis", "redis://127.0.0.1:1/0"]).store == "redis"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--store", "redis"], ["--redis", "redis://127.0.0.1:1/0", "--store", "sqlite"]],
+)
+def test_inconsistent_store_options_are_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert "--redis" in capsys.readouterr().err
+
+
+def test_sqlite_store_uses_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = make_store(parse_args(["--store", "sqlite", "--sqlite-path", str(path)]))
+    assert isinstance(store, SQLiteStore)
+    assert store.path == path
+
+
+def test_cookie_store_key_from_env_or_fresh_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parse_args(["--store", "cookie"])
+    monkeypatch.setenv("CHAT_SECRET_KEY", Fernet.generate_key().decode())
+    assert isinstance(make_store(args), EncryptedCookieStore)
+    assert capsys.readouterr().err == ""
+    monkeypatch.delenv("CHAT_SECRET_KEY")
+    assert isinstance(make_store(args), EncryptedCookieStore)
+    assert "CHAT_SECRET_KEY" in capsys.readouterr().err
