@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 
 from aiohttp import hdrs, web
@@ -61,6 +61,10 @@ class SessionConfig:
     user_key: str | None = "user"
     ws_origins: tuple[str, ...] = ()
     ws_allow_missing_origin: bool = False
+    # Derived once from the options above, for the per-request paths.
+    _lifetime: float = field(init=False, repr=False, compare=False, default=0.0)
+    _touch_every: float = field(init=False, repr=False, compare=False, default=0.0)
+    _cookie_attrs: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
         if not _TOKEN.fullmatch(self.cookie_name):
@@ -93,14 +97,28 @@ class SessionConfig:
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False")
+        limits = [t for t in (self.idle_timeout, self.max_age) if t is not None]
+        object.__setattr__(self, "_lifetime", min(limits) if limits else DEFAULT_LIFETIME)
+        if self.idle_timeout is not None:
+            object.__setattr__(self, "_touch_every", min(60.0, self.idle_timeout / 10))
+        attrs = f"; Path={self.path}"
+        if self.domain is not None:
+            attrs += f"; Domain={self.domain}"
+        if self.httponly:
+            attrs += "; HttpOnly"
+        if self.samesite is not None:
+            attrs += f"; SameSite={self.samesite}"
+        object.__setattr__(self, "_cookie_attrs", attrs)
 
     # -- lifetimes ------------------------------------------------------------------
 
     def lifetime(self, record: SessionRecord) -> float:
         """Seconds a session lives on the server after its last save or touch."""
-        max_age = record.max_age or self.max_age
-        candidates = [t for t in (self.idle_timeout, max_age) if t is not None]
-        return min(candidates) if candidates else DEFAULT_LIFETIME
+        if record.max_age is None:
+            return self._lifetime
+        if self.idle_timeout is None:
+            return record.max_age
+        return min(self.idle_timeout, record.max_age)
 
     def ttl(self, record: SessionRecord, now: float) -> float:
         """The store TTL for a record saved now; the absolute timeout caps it."""
@@ -130,7 +148,7 @@ class SessionConfig:
             return True
         since = now - record.accessed
         if self.idle_timeout is not None:
-            return since >= min(60.0, self.idle_timeout / 10)
+            return since >= self._touch_every
         return since >= self.lifetime(record) / 2
 
     # -- the cookie -----------------------------------------------------------------
@@ -157,7 +175,7 @@ class SessionConfig:
 
     def check_cookie(self, value: str) -> None:
         """Refuse a cookie that browsers would silently drop."""
-        size = len(self.cookie_name) + len(_morsel_value(self.cookie_name, value))
+        size = len(self.cookie_name) + 1 + len(_cookie_value(value))
         if size > _COOKIE_LIMIT:
             raise CookieTooLarge(
                 f"the session cookie would be {size} bytes, over the {_COOKIE_LIMIT} bytes "
@@ -177,26 +195,26 @@ class SessionConfig:
         """Add the session's Set-Cookie header; works before and during prepare."""
         # Written straight into the headers: aiohttp turns response.set_cookie() into
         # headers before on_response_prepare runs, so a cookie set there would be lost.
-        jar: SimpleCookie = SimpleCookie()
-        jar[self.cookie_name] = value
-        morsel = jar[self.cookie_name]
-        morsel["path"] = self.path
-        if self.domain is not None:
-            morsel["domain"] = self.domain
+        header = f"{self.cookie_name}={_cookie_value(value)}{self._cookie_attrs}"
         if max_age is not None:
-            morsel["max-age"] = str(max_age)
+            header += f"; Max-Age={max_age}"
             if max_age == 0:
-                morsel["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
+                header += "; expires=Thu, 01 Jan 1970 00:00:00 GMT"
         if self.is_secure(request):
-            morsel["secure"] = True
-        if self.httponly:
-            morsel["httponly"] = True
-        if self.samesite is not None:
-            morsel["samesite"] = self.samesite
-        response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
+            header += "; Secure"
+        response.headers.add(hdrs.SET_COOKIE, header)
 
 
-def _morsel_value(name: str, value: str) -> str:
+# Ids and Fernet tokens use only these, which a cookie value may hold unquoted (RFC 6265).
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_=.~-]+")
+
+
+def _cookie_value(value: str) -> str:
+    """The value as it goes on the wire: as is when plain, else quoted as SimpleCookie does."""
+    if not value:
+        return '""'
+    if _PLAIN_VALUE.fullmatch(value):
+        return value
     jar: SimpleCookie = SimpleCookie()
-    jar[name] = value
-    return jar[name].coded_value
+    jar["x"] = value
+    return jar["x"].coded_value

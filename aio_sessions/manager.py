@@ -87,7 +87,8 @@ class SessionManager:
         value = await self.store.save(record, None, ttl)
         if value is None:  # a store refuses only merges, never a fresh record
             raise RuntimeError(f"{type(self.store).__name__}.save refused a new session")
-        self.config.check_cookie(value)
+        if self.store.stateless:
+            self.config.check_cookie(value)
         session._cookie = session._token = value
         await self._link_user(record, record.data, ttl)
         session._mark_saved()
@@ -109,7 +110,8 @@ class SessionManager:
             session._doomed.clear()
             session._cookie = ""
             return
-        self.config.check_cookie(value)
+        if self.store.stateless:
+            self.config.check_cookie(value)
         if changes is not None:
             await self._link_user(record, changes.set, ttl)
         if (

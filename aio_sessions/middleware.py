@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from .config import SessionConfig
@@ -25,26 +25,29 @@ log = logging.getLogger("aio_sessions")
 
 
 class _RequestState:
-    """One request's view of the session: loaded once, committed once."""
+    """One request's view of the session: loaded once, committed once.
 
-    __slots__ = ("committed", "manager", "request", "session", "ws")
+    It does not hold the request (the request holds it): a cycle between the two would
+    leave every request to the garbage collector.
+    """
 
-    def __init__(self, manager: SessionManager, request: web.Request) -> None:
+    __slots__ = ("committed", "manager", "session", "ws")
+
+    def __init__(self, manager: SessionManager) -> None:
         self.manager = manager
-        self.request = request
         self.session: Session | None = None
         self.committed = False
         self.ws: web.WebSocketResponse | None = None
 
-    async def get(self) -> Session:
+    async def get(self, request: web.BaseRequest) -> Session:
         if self.session is None:
-            cookie = self.request.cookies.get(self.manager.config.cookie_name)
+            cookie = _read_cookie(request, self.manager.config.cookie_name)
             session = await self.manager.load(cookie)
             if self.session is None:  # another task of this request may have won
                 self.session = session
         return self.session
 
-    async def commit(self, response: web.StreamResponse) -> None:
+    async def commit(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
         """Save the session and put its cookie on ``response`` (once per request)."""
         self.committed = True
         session = self.session
@@ -55,10 +58,30 @@ class _RequestState:
             return
         config = self.manager.config
         if session._cookie:
-            config.set_cookie(self.request, response, session._cookie, session.max_age)
+            config.set_cookie(request, response, session._cookie, session.max_age)
         else:
-            config.delete_cookie(self.request, response)
+            config.delete_cookie(request, response)
         session._cookie = None
+
+
+def _read_cookie(request: web.BaseRequest, name: str) -> str | None:
+    """One cookie's value, without parsing every cookie of the header into Morsels.
+
+    Quoted values and repeated names are left to aiohttp's full parser.
+    """
+    header = request.headers.get(hdrs.COOKIE)
+    if not header:
+        return None
+    found: str | None = None
+    for part in header.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip() == name:
+            if found is not None:
+                return request.cookies.get(name)
+            found = value.strip()
+    if found is not None and found.startswith('"'):
+        return request.cookies.get(name)
+    return found
 
 
 _STATE: Final = web.RequestKey("aio_sessions.state", _RequestState)
@@ -76,28 +99,20 @@ class SessionMiddleware:
         self.manager = manager
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        state = _RequestState(self.manager, request)
+        state = _RequestState(self.manager)
         request[_STATE] = state
-        try:
-            return await self._handle(state, handler)
-        finally:
-            if state.ws is not None:
-                self.manager.sockets._discard(state.ws)
-
-    async def _handle(self, state: _RequestState, handler: Handler) -> web.StreamResponse:
-        request = state.request
         try:
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
                 if not state.committed:
-                    await state.commit(exc)
+                    await state.commit(request, exc)
                 raise
             except BaseException:
                 state.committed = True  # a crashed handler's half-done changes are dropped
                 raise
             if not state.committed:
-                await state.commit(response)
+                await state.commit(request, response)
             elif state.session is not None and state.session.dirty:
                 # The handler prepared the response itself (a stream, a WebSocket)
                 # and changed the session afterwards: store it, there is no cookie to send.
@@ -111,6 +126,10 @@ class SessionMiddleware:
                 text="Session store unavailable, please retry.",
                 headers={"Retry-After": "1"},
             ) from exc
+        finally:
+            if state.ws is not None:
+                self.manager.sockets._discard(state.ws)
+                state.ws = None  # the socket refers to the request, which refers to us
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         """Commit before the headers of a response the handler prepares itself go out.
@@ -123,9 +142,9 @@ class SessionMiddleware:
             return
         ws = response if isinstance(response, web.WebSocketResponse) else None
         if ws is not None:
-            await state.get()
+            await state.get(request)
         if not state.committed:
-            await state.commit(response)
+            await state.commit(request, response)
         if ws is not None and state.session is not None:
             ws[WS_SESSION] = state.session
             state.ws = ws
@@ -187,11 +206,11 @@ def _state(request: web.Request) -> _RequestState:
 
 async def get_session(request: web.Request) -> Session:
     """The request's session, loaded on first use; raises StoreUnavailable (503)."""
-    return await _state(request).get()
+    return await _state(request).get(request)
 
 
 async def new_session(request: web.Request) -> Session:
     """Destroy the request's current session, if any, and return a fresh one."""
-    session = await _state(request).get()
+    session = await _state(request).get(request)
     session.invalidate()
     return session

@@ -68,7 +68,9 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
     created: Any = doc.get("created")
     accessed: Any = doc.get("accessed")
     max_age: Any = doc.get("max_age")
-    sid = session_id if session_id is not None else doc.get("id", new_id())
+    sid = session_id if session_id is not None else doc.get("id")
+    if sid is None:
+        sid = new_id()
     if (
         not isinstance(data, dict)
         or not _is_number(created)
