@@ -54,8 +54,7 @@ async def test_corrupt_record_gives_fresh_session(make_client: MakeClient) -> No
     client = await make_client(store=store)
     await client.get("/count")
     sid = session_cookie(client)
-    expires, _ = store._items[sid]
-    store._items[sid] = (expires, '{"created": "yesterday", "session": []}')
+    store._items[sid].data = "[1, 2]"  # valid JSON, but not a session's data
     resp = await client.get("/count")
     assert resp.status == 200
     assert await resp.json() == {"n": 1}

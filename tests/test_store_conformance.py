@@ -46,8 +46,7 @@ async def memory_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     store = MemoryStore()
 
     async def corrupt(sid: str) -> None:
-        expires, _ = store._items[sid]
-        store._items[sid] = (expires, "{not json")
+        store._items[sid].data = "{not json"
 
     yield Kit(store, corrupt)
 

@@ -30,10 +30,19 @@ def dump_record(
         doc["id"] = record.id
     if extra:
         doc.update(extra)
+    return _dump(doc, record.data)
+
+
+def dump_data(data: dict[str, Any]) -> str:
+    """Encode session data alone; a value JSON cannot hold raises SerializationError."""
+    return _dump(data, data)
+
+
+def _dump(doc: object, data: dict[str, Any]) -> str:
     try:
         return _encode(doc)
     except (TypeError, ValueError) as exc:
-        raise SerializationError(_bad_key(record.data), exc) from exc
+        raise SerializationError(_bad_key(data), exc) from exc
 
 
 def _bad_key(data: dict[str, Any]) -> str | None:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from .._ids import valid_id
-from ._json import dump_record, load_record
-from .base import Changes, SessionRecord, Store, merge
+from ._json import dump_data
+from .base import Changes, SessionRecord, Store
 
 log = logging.getLogger("aio_sessions")
 
 
+@dataclass(slots=True)
+class _Entry:
+    expires: float  # time.monotonic()
+    data: str  # the session's data as JSON: what is stored can never alias what is handed out
+    created: int
+    accessed: float | None
+    max_age: int | None
+
+
 class MemoryStore(Store):
-    """Sessions in a dict of this process, kept as JSON like every other store.
+    """Sessions in a dict of this process, their data kept as JSON like every other store.
 
     Records expire after their TTL. Expired entries are swept at most every
     ``sweep_interval`` seconds, so abandoned sessions do not pile up; ``max_sessions``
@@ -26,41 +38,45 @@ class MemoryStore(Store):
             raise ValueError("max_sessions must be a positive integer or None")
         if sweep_interval <= 0:
             raise ValueError("sweep_interval must be positive")
-        self._items: dict[str, tuple[float, str]] = {}
+        self._items: dict[str, _Entry] = {}
         self._users: dict[str, set[str]] = {}
         self._max_sessions = max_sessions
         self._sweep_interval = sweep_interval
         self._next_sweep = time.monotonic() + sweep_interval
 
-    def _get(self, session_id: str) -> SessionRecord | None:
-        item = self._items.get(session_id)
-        if item is None:
-            return None
-        if item[0] <= time.monotonic():
+    def _entry(self, session_id: str) -> _Entry | None:
+        entry = self._items.get(session_id)
+        if entry is not None and entry.expires <= time.monotonic():
             del self._items[session_id]
             return None
+        return entry
+
+    def _data(self, session_id: str, entry: _Entry) -> dict[str, Any] | None:
         try:
-            return load_record(session_id, item[1])
+            data = json.loads(entry.data)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
         except ValueError:
             log.warning("dropping a corrupt session record")
             del self._items[session_id]
             return None
+        return data
 
-    def _put(self, record: SessionRecord, ttl: float) -> str:
-        raw = dump_record(record)
+    def _put(self, session_id: str, entry: _Entry, ttl: float) -> str:
         now = time.monotonic()
-        self._items.pop(record.id, None)
-        self._items[record.id] = (now + ttl, raw)
+        entry.expires = now + ttl
+        self._items.pop(session_id, None)  # re-inserted last: the order is least recent first
+        self._items[session_id] = entry
         if now >= self._next_sweep:
             self._sweep(now)
         if self._max_sessions is not None:
             while len(self._items) > self._max_sessions:
                 del self._items[next(iter(self._items))]
-        return record.id
+        return session_id
 
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + self._sweep_interval
-        dead = [sid for sid, (expires, _) in self._items.items() if expires <= now]
+        dead = [sid for sid, entry in self._items.items() if entry.expires <= now]
         for sid in dead:
             del self._items[sid]
         for user, linked in list(self._users.items()):
@@ -68,24 +84,40 @@ class MemoryStore(Store):
             if not linked:
                 del self._users[user]
 
+    def _get(self, session_id: str) -> SessionRecord | None:
+        entry = self._entry(session_id)
+        if entry is None:
+            return None
+        data = self._data(session_id, entry)
+        if data is None:
+            return None
+        return SessionRecord(session_id, data, entry.created, entry.accessed, entry.max_age)
+
     async def load(self, token: str) -> SessionRecord | None:
         return self._get(token) if valid_id(token) else None
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
         if changes is None:
-            return self._put(record, ttl)
-        current = self._get(record.id)
-        if current is None:
-            return None
-        return self._put(merge(current, record, changes), ttl)
+            entry = _Entry(0.0, dump_data(record.data), record.created, None, None)
+        else:
+            found = self._entry(record.id)
+            data = None if found is None else self._data(record.id, found)
+            if found is None or data is None:
+                return None
+            for key in changes.removed:
+                data.pop(key, None)
+            data.update(changes.set)
+            entry = found
+            entry.data = dump_data(data)
+        entry.accessed, entry.max_age = record.accessed, record.max_age
+        return self._put(record.id, entry, ttl)
 
     async def touch(self, record: SessionRecord, ttl: float) -> str | None:
-        current = self._get(record.id)
-        if current is None:
+        entry = self._entry(record.id)
+        if entry is None:
             return None
-        current.accessed = record.accessed
-        current.max_age = record.max_age
-        return self._put(current, ttl)
+        entry.accessed, entry.max_age = record.accessed, record.max_age
+        return self._put(record.id, entry, ttl)
 
     async def delete(self, session_id: str) -> bool:
         return self._items.pop(session_id, None) is not None
@@ -95,7 +127,7 @@ class MemoryStore(Store):
 
     async def user_sessions(self, user: str) -> list[str]:
         linked = self._users.get(user, set())
-        linked.intersection_update(sid for sid in list(linked) if self._get(sid) is not None)
+        linked.intersection_update([sid for sid in linked if self._entry(sid) is not None])
         if not linked:
             self._users.pop(user, None)
         return sorted(linked)
