@@ -251,3 +251,40 @@ async def test_redis_hanging_gives_503_within_timeout(
             break
         await asyncio.sleep(0.1)
     assert await resp.json() == {"n": 2}
+
+
+async def test_burst_of_writers_on_one_session(
+    make_client: MakeClient, redis: Redis, redis_url: str, prefix: str
+) -> None:
+    """50 overlapping writes of one session: none fails, none is lost, few round trips."""
+    writers = 50
+    arrived = 0
+    all_loaded = asyncio.Event()
+
+    async def write(request: web.Request) -> web.Response:
+        nonlocal arrived
+        session = await get_session(request)
+        arrived += 1
+        if arrived == writers:
+            all_loaded.set()
+        await all_loaded.wait()
+        key = request.query["k"]
+        if key == "bad":
+            session[key] = object()  # this request alone must fail
+        else:
+            session[key] = True
+        return web.Response()
+
+    client = await make_client(("GET", "/w", write), store=RedisStore(redis, key_prefix=prefix))
+    await client.get("/count")
+    keys = [f"k{i}" for i in range(writers - 1)] + ["bad"]
+    async with Monitor(redis_url) as monitor:
+        responses = await asyncio.gather(*(client.get("/w", params={"k": k}) for k in keys))
+        commands = await monitor.settle()
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [200] * (writers - 1) + [500]
+    data = (await (await client.get("/read")).json())["data"]
+    assert data == {"n": 1, **{k: True for k in keys if k != "bad"}}
+    # One GET per request to load; the saves of overlapping requests share compare-and-sets.
+    assert commands.count("GET") == writers
+    assert commands.count("EVALSHA") < writers / 2

@@ -10,9 +10,12 @@ is built by Python, not by Lua's cjson (which turns ``[]`` into ``{}`` and round
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from redis import exceptions as redis_errors
@@ -20,7 +23,7 @@ from redis.asyncio import Redis, RedisCluster
 
 from .._ids import valid_id
 from ..errors import StoreUnavailable
-from ._json import dump_record, load_record
+from ._json import dump_data, dump_record, load_record
 from .base import Changes, SessionRecord, Store, merge
 
 log = logging.getLogger("aio_sessions")
@@ -51,7 +54,7 @@ if ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
 
-# Concurrent writers of one session each retry at most this often before giving up.
+# A batch of saves retries at most this often when other processes keep writing the session.
 _MAX_ATTEMPTS = 16
 
 # Errors that mean "Redis cannot be reached or cannot serve now", as opposed to a bug.
@@ -85,6 +88,9 @@ class RedisStore(Store):
         self.key_prefix = key_prefix
         self.channel = f"{key_prefix}revoked"
         self._cas = client.register_script(_CAS)
+        # Saves waiting for the write in flight of their session, and the tasks writing them.
+        self._writing: dict[str, list[_Waiter]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._link = client.register_script(_LINK)
         self._owns_client = False
 
@@ -126,27 +132,72 @@ class RedisStore(Store):
         return None if raw is None else _decode(token, raw)
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
-        key, ms = self._key(record.id), _ms(ttl)
         if changes is None:
             raw = dump_record(record)
-            await self._call(self.client.set(key, raw, px=ms))
+            await self._call(self.client.set(self._key(record.id), raw, px=_ms(ttl)))
             record.stamp = raw
             return record.id
-        expected = record.stamp
+        dump_data(dict(changes.set))  # a bad value fails its own request, not a whole batch
+        waiter = _Waiter(record, changes, ttl, asyncio.get_running_loop().create_future())
+        queue = self._writing.get(record.id)
+        if queue is None:
+            self._writing[record.id] = queue = []
+            self._tasks.add(task := asyncio.ensure_future(self._drain(record.id, queue)))
+            task.add_done_callback(self._tasks.discard)
+        queue.append(waiter)
+        return await waiter.future
+
+    async def _drain(self, session_id: str, queue: list[_Waiter]) -> None:
+        """Write the saves queued for one session, each batch in one compare-and-set.
+
+        Saves of one session that overlap in this process are merged together instead of
+        racing each other, so a burst of requests on one session costs a few round trips
+        and never exhausts the retries. A separate task, so a cancelled request cannot strand
+        the others.
+        """
+        expected: str | bytes | None = None
+        try:
+            while queue:
+                batch = queue[:]
+                del queue[:]
+                if expected is None:
+                    expected = batch[0].record.stamp
+                try:
+                    result, expected = await self._merge(session_id, expected, batch)
+                except Exception as exc:
+                    expected = None
+                    _settle(batch, exc)
+                    continue
+                except BaseException:
+                    _settle(batch, StoreUnavailable("redis: the session writer stopped"))
+                    raise
+                _settle(batch, result)
+        finally:
+            del self._writing[session_id]
+            _settle(queue, StoreUnavailable("redis: the session writer stopped"))
+
+    async def _merge(
+        self, session_id: str, expected: str | bytes | None, batch: list[_Waiter]
+    ) -> tuple[str | None, str | bytes | None]:
+        """Merge a batch into the stored session; the result and the value now stored."""
+        key = self._key(session_id)
+        ms = _ms(max(waiter.ttl for waiter in batch))
         if expected is None:
             expected = await self._call(self.client.get(key))
-        for _ in range(_MAX_ATTEMPTS):
-            if expected is None:
-                return None
-            current = _decode(record.id, expected)
+        for attempt in range(_MAX_ATTEMPTS):
+            current = None if expected is None else _decode(session_id, expected)
             if current is None:
-                return None
-            raw = dump_record(merge(current, record, changes))
+                return None, None
+            for waiter in batch:
+                current = merge(current, waiter.record, waiter.changes)
+            raw = dump_record(current)
             result = await self._call(self._cas(keys=[key], args=[expected, raw, ms, "save"]))
             if result == 1:
-                record.stamp = raw
-                return record.id
-            expected = result
+                for waiter in batch:
+                    waiter.record.stamp = raw
+                return session_id, raw
+            expected = result  # another process wrote: merge again on its value
+            await asyncio.sleep(random.uniform(0, 0.001 * attempt))  # noqa: S311 - jitter only
         raise StoreUnavailable("redis: too many concurrent writers on one session")
 
     async def touch(self, record: SessionRecord, ttl: float) -> str | None:
@@ -229,8 +280,28 @@ class RedisStore(Store):
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
+        if self._tasks:  # let queued saves finish
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._owns_client:
             await self.client.aclose()
+
+
+@dataclass(slots=True)
+class _Waiter:
+    record: SessionRecord
+    changes: Changes
+    ttl: float
+    future: asyncio.Future[str | None]
+
+
+def _settle(waiters: list[_Waiter], outcome: str | BaseException | None) -> None:
+    for waiter in waiters:
+        if waiter.future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            waiter.future.set_exception(outcome)
+        else:
+            waiter.future.set_result(outcome)
 
 
 def _decode(session_id: str, raw: str | bytes) -> SessionRecord | None:
