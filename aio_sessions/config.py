@@ -167,11 +167,18 @@ class SessionConfig:
         return self.scheme(request) == "https"
 
     def own_origin(self, request: web.BaseRequest) -> str:
-        """The origin the app is served from, as a browser names it in ``Origin``."""
+        """The origin the app is served from, as a browser names it in ``Origin``.
+
+        Already in the form a browser sends (lower-case, no default port) in the usual case;
+        otherwise normalised.
+        """
         host = request.host
         if self.trust_proxy:
             host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip()
-        return normalize_origin(f"{self.scheme(request)}://{host}")
+        origin = f"{self.scheme(request)}://{host}"
+        if host == host.lower() and not host.endswith((":80", ":443")):
+            return origin
+        return normalize_origin(origin)
 
     def check_cookie(self, value: str) -> None:
         """Refuse a cookie that browsers would silently drop."""

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Iterable
@@ -34,6 +35,8 @@ CLOSE_SESSION_REVOKED: Final = 4001
 CLOSE_SESSION_EXPIRED: Final = 4002
 
 _REASONS = {CLOSE_SESSION_REVOKED: b"session revoked", CLOSE_SESSION_EXPIRED: b"session expired"}
+# Sockets whose session ends within this many seconds get a timer; the others, the sweep.
+_HORIZON = 120.0
 # Retry delays of the revocation listener after the store's pub/sub fails, in seconds.
 _BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
 
@@ -49,6 +52,7 @@ class _Binding:
     session: Session
     session_key: str
     user_key: str | None
+    deadline: float = math.inf
     timer: asyncio.TimerHandle | None = None
 
 
@@ -66,6 +70,7 @@ class SocketRegistry:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._origin = secrets.token_hex(8)  # tells this process's broadcasts apart
         self._listener: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
 
     # -- what users can ask -------------------------------------------------------------
@@ -169,11 +174,30 @@ class SocketRegistry:
     # -- expiry of open sockets -----------------------------------------------------------
 
     def _schedule_expiry(self, binding: _Binding, deadline: float) -> None:
-        if deadline == float("inf"):
+        """A timer for a deadline within the horizon; the sweep covers later ones."""
+        binding.deadline = deadline
+        binding.timer = None
+        if deadline == math.inf:
             return
-        loop = asyncio.get_running_loop()
-        delay = max(deadline - time.time(), 0.05)
-        binding.timer = loop.call_later(delay, self._expiry_due, binding)
+        delay = deadline - time.time()
+        if delay <= _HORIZON:
+            loop = asyncio.get_running_loop()
+            binding.timer = loop.call_later(max(delay, 0.05), self._expiry_due, binding)
+        elif self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Every half horizon, give a timer to the sockets whose deadline came near.
+
+        Most sessions end days away; one timer per socket for those would only fill the
+        event loop's heap.
+        """
+        while True:
+            await asyncio.sleep(_HORIZON / 2)
+            now = time.time()
+            for binding in list(self._bindings.values()):
+                if binding.timer is None and binding.deadline - now <= _HORIZON:
+                    self._schedule_expiry(binding, binding.deadline)
 
     def _expiry_due(self, binding: _Binding) -> None:
         if self._bindings.get(binding.ws) is binding:
@@ -235,6 +259,10 @@ class SocketRegistry:
         while listener is not None and not listener.done():
             listener.cancel()
             await asyncio.wait({listener}, timeout=0.1)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         for binding in self._bindings.values():
             if binding.timer is not None:
                 binding.timer.cancel()

@@ -43,22 +43,22 @@ def _is_handshake(request: web.BaseRequest) -> bool:
 
 
 def _allowed_origin(
-    request: web.Request, origins: Iterable[str] | None, allow_missing: bool | None
+    request: web.Request, origins: tuple[str, ...], allow_missing: bool | None
 ) -> bool:
     config = get_manager(request.app).config
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is None:
         return config.ws_allow_missing_origin if allow_missing is None else allow_missing
-    allowed = {config.own_origin(request), *config.ws_origins}
-    if origins is not None:
-        allowed.update(normalize_origin(o) for o in origins)
-    return normalize_origin(origin) in allowed
+    if origin in origins or origin in config.ws_origins:
+        return True
+    own = config.own_origin(request)
+    return origin == own or normalize_origin(origin) in (own, *origins, *config.ws_origins)
 
 
 async def _guard(
     request: web.Request,
     keys: tuple[str, ...],
-    origins: Iterable[str] | None,
+    origins: tuple[str, ...],
     allow_missing_origin: bool | None,
 ) -> None:
     if _is_handshake(request) and not _allowed_origin(request, origins, allow_missing_origin):
@@ -80,7 +80,7 @@ def require_session(
     without ``Origin`` (not a browser) passes only with ``allow_missing_origin=True`` (or
     ``setup(ws_allow_missing_origin=True)``).
     """
-    allowed = None if origins is None else tuple(origins)
+    allowed = () if origins is None else tuple(normalize_origin(o) for o in origins)
 
     def decorate(target: Any) -> Any:
         if isinstance(target, type) and issubclass(target, web.View):

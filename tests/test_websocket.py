@@ -393,6 +393,22 @@ async def test_idle_timeout_closes_socket_unless_http_keeps_it_alive(make_client
     assert (await (await client.get("/read")).json()) == {}
 
 
+async def test_far_deadlines_are_picked_up_by_the_sweep(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aio_sessions.registry
+
+    monkeypatch.setattr(aio_sessions.registry, "_HORIZON", 0.6)
+    client = await make_client(idle_timeout=2)
+    await client.post("/login")
+    ws = await open_ws(client)
+    [binding] = get_manager(client.app).sockets._bindings.values()
+    assert binding.timer is None  # beyond the horizon: no timer yet
+    started = time.monotonic()
+    assert await closed_with(ws, timeout=4) == CLOSE_SESSION_EXPIRED
+    assert time.monotonic() - started >= 1.5
+
+
 async def test_absolute_timeout_closes_socket(make_client: Any) -> None:
     client = await make_client(absolute_timeout=2)
     await client.post("/login")
