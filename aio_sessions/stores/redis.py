@@ -90,6 +90,8 @@ class RedisStore(Store):
         self._cas = client.register_script(_CAS)
         # Saves waiting for the write in flight of their session, and the tasks writing them.
         self._writing: dict[str, list[_Waiter]] = {}
+        # Sessions to load with the next MGET, each with the requests waiting for it.
+        self._loading: dict[str, list[asyncio.Future[bytes | str | None]]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._link = client.register_script(_LINK)
         self._owns_client = False
@@ -128,8 +130,50 @@ class RedisStore(Store):
     async def load(self, token: str) -> SessionRecord | None:
         if not valid_id(token):
             return None
-        raw = await self._call(self.client.get(self._key(token)))
+        raw = await self._fetch(token)
         return None if raw is None else _decode(token, raw)
+
+    def _fetch(self, session_id: str) -> asyncio.Future[bytes | str | None]:
+        """The stored value of a session, fetched with the others asked for in this turn.
+
+        Requests that arrive together load their sessions with one MGET instead of one GET
+        each: a lone request still sends exactly one GET.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes | str | None] = loop.create_future()
+        if self._loading is None:
+            self._loading = {}
+            loop.call_soon(self._flush_loads)
+        self._loading.setdefault(session_id, []).append(future)
+        return future
+
+    def _flush_loads(self) -> None:
+        batch, self._loading = self._loading or {}, None
+        self._tasks.add(task := asyncio.ensure_future(self._load_batch(batch)))
+        task.add_done_callback(self._tasks.discard)
+
+    async def _load_batch(self, batch: dict[str, list[asyncio.Future[bytes | str | None]]]) -> None:
+        ids = list(batch)
+        keys = [self._key(sid) for sid in ids]
+        try:
+            if len(keys) == 1:
+                values = [await self._call(self.client.get(keys[0]))]
+            elif isinstance(self.client, RedisCluster):
+                values = await self._call(self.client.mget_nonatomic(keys))
+            else:
+                values = await self._call(self.client.mget(keys))
+        except BaseException as exc:
+            for futures in batch.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for sid, value in zip(ids, values, strict=True):
+            for future in batch[sid]:
+                if not future.done():
+                    future.set_result(value)
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
         if changes is None:
