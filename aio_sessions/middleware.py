@@ -67,21 +67,23 @@ class _RequestState:
 def _read_cookie(request: web.BaseRequest, name: str) -> str | None:
     """One cookie's value, without parsing every cookie of the header into Morsels.
 
-    Quoted values and repeated names are left to aiohttp's full parser.
+    Anything unusual (a quoted value, the name twice, the name inside another cookie's
+    name or value) is left to aiohttp's full parser.
     """
     header = request.headers.get(hdrs.COOKIE)
     if not header:
         return None
-    found: str | None = None
-    for part in header.split(";"):
-        key, _, value = part.partition("=")
-        if key.strip() == name:
-            if found is not None:
-                return request.cookies.get(name)
-            found = value.strip()
-    if found is not None and found.startswith('"'):
+    prefix = name + "="
+    start = header.find(prefix)
+    if start == -1:
+        return None
+    if (start and header[start - 1] not in "; ") or header.find(prefix, start + 1) != -1:
         return request.cookies.get(name)
-    return found
+    end = header.find(";", start)
+    value = header[start + len(prefix) : None if end == -1 else end].strip()
+    if value.startswith('"'):
+        return request.cookies.get(name)
+    return value
 
 
 _STATE: Final = web.RequestKey("aio_sessions.state", _RequestState)
@@ -111,9 +113,11 @@ class SessionMiddleware:
             except BaseException:
                 state.committed = True  # a crashed handler's half-done changes are dropped
                 raise
-            if not state.committed:
+            if state.session is None:  # never asked for: nothing to do
+                state.committed = True
+            elif not state.committed:
                 await state.commit(request, response)
-            elif state.session is not None and state.session.dirty:
+            elif state.session.dirty:
                 # The handler prepared the response itself (a stream, a WebSocket)
                 # and changed the session afterwards: store it, there is no cookie to send.
                 await self.manager.save(state.session)
@@ -137,10 +141,13 @@ class SessionMiddleware:
         A WebSocket handshake also binds the socket to its session (loaded if the handler
         did not ask for it), for ``get_ws_session`` and the socket registry.
         """
-        state: _RequestState | None = request.get(_STATE)
-        if state is None:
+        try:
+            state = request[_STATE]
+        except KeyError:  # a request of another app, or before this middleware ran
             return
         ws = response if isinstance(response, web.WebSocketResponse) else None
+        if ws is None and state.committed:
+            return
         if ws is not None:
             await state.get(request)
         if not state.committed:

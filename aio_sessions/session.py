@@ -25,7 +25,6 @@ class Session(MutableMapping[str, Any]):
     """
 
     __slots__ = (
-        "__weakref__",
         "_cookie",
         "_doomed",
         "_manager",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from aio_sessions import MemoryStore
@@ -58,3 +59,26 @@ async def test_corrupt_record_gives_fresh_session(make_client: MakeClient) -> No
     resp = await client.get("/count")
     assert resp.status == 200
     assert await resp.json() == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("AIOHTTP_SESSION={sid}", {"n": 1}),
+        ("a=1; AIOHTTP_SESSION={sid}; b=2", {"n": 1}),
+        ('AIOHTTP_SESSION="{sid}"', {"n": 1}),
+        ("XAIOHTTP_SESSION=zzz; AIOHTTP_SESSION={sid}", {"n": 1}),
+        ("other=AIOHTTP_SESSION={sid}", {}),
+        ("XAIOHTTP_SESSION={sid}", {}),
+        ("AIOHTTP_SESSION=; other=1", {}),
+    ],
+)
+async def test_cookie_header_forms(make_client: MakeClient, header: str, expected: object) -> None:
+    client = await make_client()
+    await client.get("/count")
+    url = client.make_url("/read")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as raw:
+        headers = {"Cookie": header.format(sid=session_cookie(client))}
+        async with raw.get(url, headers=headers) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["data"] == expected
