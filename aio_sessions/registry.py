@@ -9,6 +9,7 @@ user opened in this process; revocations close them, and stores shared by severa
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -41,6 +42,7 @@ _HORIZON = 120.0
 _BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
+@functools.lru_cache(maxsize=16384)  # one per active session or user, not per socket
 def _fingerprint(value: str) -> str:
     """What crosses processes instead of a session id or a user name: a hash of it."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
