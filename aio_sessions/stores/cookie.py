@@ -21,6 +21,9 @@ log = logging.getLogger("aio_sessions")
 
 Key = str | bytes | bytearray | Fernet
 
+# How many token plaintexts to keep (a few hundred bytes each).
+_PLAIN_CACHE = 4096
+
 
 def _fernet(key: Key) -> Fernet:
     """32 raw bytes (aiohttp-session's form), or a urlsafe-base64 Fernet key, or a Fernet."""
@@ -59,14 +62,25 @@ class EncryptedCookieStore(Store):
         if not keys:
             raise ValueError("EncryptedCookieStore needs at least one secret key")
         self._fernet = MultiFernet([_fernet(k) for k in keys])
+        # Plaintexts of recently seen or issued tokens: a browser sends the same cookie
+        # until the session changes, so most requests need no decryption at all.
+        self._plain: dict[str, bytes] = {}
+
+    def _remember(self, token: str, plain: bytes) -> None:
+        if len(self._plain) >= _PLAIN_CACHE:
+            del self._plain[next(iter(self._plain))]
+        self._plain[token] = plain
 
     async def load(self, token: str) -> SessionRecord | None:
-        try:
-            raw = self._fernet.decrypt(token.encode("utf-8"))
-        except (InvalidToken, UnicodeError):
-            if token:
-                log.warning("cannot decrypt a session cookie; starting a fresh session")
-            return None
+        raw = self._plain.get(token)
+        if raw is None:
+            try:
+                raw = self._fernet.decrypt(token.encode("utf-8"))
+            except (InvalidToken, UnicodeError):
+                if token:
+                    log.warning("cannot decrypt a session cookie; starting a fresh session")
+                return None
+            self._remember(token, raw)
         try:
             record = record_from_doc(None, parse(raw))
         except ValueError:
@@ -84,7 +98,10 @@ class EncryptedCookieStore(Store):
         return self._encrypt(record)
 
     def _encrypt(self, record: SessionRecord) -> str:
-        return self._fernet.encrypt(dump_record(record, with_id=True).encode("utf-8")).decode()
+        plain = dump_record(record, with_id=True).encode("utf-8")
+        token = self._fernet.encrypt(plain).decode()
+        self._remember(token, plain)
+        return token
 
     async def delete(self, session_id: str) -> bool:
         return False  # nothing on the server; the middleware deletes the cookie
