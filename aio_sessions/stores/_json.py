@@ -15,6 +15,8 @@ from ..errors import SerializationError
 from .base import SessionRecord
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: json.loads without its per-call checks, for text (decode bytes first).
+decode = json.JSONDecoder().decode
 
 
 def dump_record(
@@ -56,7 +58,7 @@ def _bad_key(data: dict[str, Any]) -> str | None:
 
 def parse(raw: str | bytes) -> dict[str, Any]:
     """Decode a stored document; anything but a JSON object raises ValueError."""
-    doc = json.loads(raw)
+    doc = decode(raw if isinstance(raw, str) else raw.decode("utf-8"))
     if not isinstance(doc, dict):
         raise ValueError("session record is not an object")
     return doc

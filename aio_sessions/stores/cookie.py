@@ -64,9 +64,9 @@ class EncryptedCookieStore(Store):
         self._fernet = MultiFernet([_fernet(k) for k in keys])
         # Plaintexts of recently seen or issued tokens: a browser sends the same cookie
         # until the session changes, so most requests need no decryption at all.
-        self._plain: dict[str, bytes] = {}
+        self._plain: dict[str, str] = {}
 
-    def _remember(self, token: str, plain: bytes) -> None:
+    def _remember(self, token: str, plain: str) -> None:
         if len(self._plain) >= _PLAIN_CACHE:
             del self._plain[next(iter(self._plain))]
         self._plain[token] = plain
@@ -75,7 +75,7 @@ class EncryptedCookieStore(Store):
         raw = self._plain.get(token)
         if raw is None:
             try:
-                raw = self._fernet.decrypt(token.encode("utf-8"))
+                raw = self._fernet.decrypt(token.encode("utf-8")).decode("utf-8")
             except (InvalidToken, UnicodeError):
                 if token:
                     log.warning("cannot decrypt a session cookie; starting a fresh session")
@@ -98,8 +98,8 @@ class EncryptedCookieStore(Store):
         return self._encrypt(record)
 
     def _encrypt(self, record: SessionRecord) -> str:
-        plain = dump_record(record, with_id=True).encode("utf-8")
-        token = self._fernet.encrypt(plain).decode()
+        plain = dump_record(record, with_id=True)
+        token = self._fernet.encrypt(plain.encode("utf-8")).decode()
         self._remember(token, plain)
         return token
 

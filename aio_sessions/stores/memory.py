@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from .._ids import valid_id
-from ._json import dump_data
+from ._json import decode, dump_data
 from .base import Changes, SessionRecord, Store
 
 log = logging.getLogger("aio_sessions")
@@ -53,7 +52,7 @@ class MemoryStore(Store):
 
     def _data(self, session_id: str, entry: _Entry) -> dict[str, Any] | None:
         try:
-            data = json.loads(entry.data)
+            data = decode(entry.data)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
         except ValueError:
