@@ -83,21 +83,21 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
     if sid is None:
         sid = new_id()
     if (
-        not isinstance(data, dict)
-        or not _is_number(created)
-        or not (accessed is None or _is_number(accessed))
-        or not (max_age is None or (_is_number(max_age) and max_age > 0))
-        or not isinstance(sid, str)
+        type(data) is not dict
+        or type(created) not in _NUMBER
+        or (accessed is not None and type(accessed) not in _NUMBER)
+        or (max_age is not None and (type(max_age) not in _NUMBER or max_age <= 0))
+        or type(sid) is not str
     ):
         raise ValueError("session record has the wrong shape")
     return SessionRecord(
-        id=sid,
-        data=data,
-        created=int(created),
-        accessed=None if accessed is None else float(accessed),
-        max_age=None if max_age is None else int(max_age),
+        sid,
+        data,
+        int(created),
+        None if accessed is None else float(accessed),
+        None if max_age is None else int(max_age),
     )
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+# JSON numbers; bool is a subclass of int but not a number here, and type() tells them apart.
+_NUMBER = (int, float)
