@@ -51,30 +51,25 @@ async def memory_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     yield Kit(store, corrupt)
 
 
-async def redis_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
-    url = request.getfixturevalue("redis_url")
-    client = Redis.from_url(url)
+async def _redis_kit(client: Redis | ClusterClient, garbage: bytes) -> AsyncIterator[Kit]:
     store = RedisStore(client, key_prefix=f"test-{new_id()[:8]}:")
 
     async def corrupt(sid: str) -> None:
-        await client.set(store._key(sid), b"\xff\xfe garbage", keepttl=True)
+        await client.set(store._key(sid), garbage, keepttl=True)
 
     yield Kit(store, corrupt)
     await store.clear()
     await client.aclose()
 
 
-async def cluster_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
-    url = request.getfixturevalue("redis_cluster_url")
-    client = ClusterClient.from_url(url)
-    store = RedisStore(client, key_prefix=f"test-{new_id()[:8]}:")
+def redis_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
+    client = Redis.from_url(request.getfixturevalue("redis_url"))
+    return _redis_kit(client, b"\xff\xfe garbage")
 
-    async def corrupt(sid: str) -> None:
-        await client.set(store._key(sid), b'{"created": "soon"}', keepttl=True)
 
-    yield Kit(store, corrupt)
-    await store.clear()
-    await client.aclose()
+def cluster_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
+    client = ClusterClient.from_url(request.getfixturevalue("redis_cluster_url"))
+    return _redis_kit(client, b'{"created": "soon"}')
 
 
 async def sqlite_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
