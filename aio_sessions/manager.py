@@ -106,8 +106,7 @@ class SessionManager:
             value = await self.store.save(record, changes, ttl)
         if value is None:
             # Invalidated or expired by someone else meanwhile: do not bring it back.
-            session.invalidate()
-            session._doomed.clear()
+            session._start_over()  # gone from the store already: nothing to delete
             session._cookie = ""
             return
         if self.store.stateless:
@@ -138,8 +137,7 @@ class SessionManager:
             return
         record = await self._load_live(session.id)
         if record is None:
-            session.invalidate()
-            session._doomed.clear()
+            session._start_over()  # gone from the store already: nothing to delete
             return
         session._record = record
         session._mark_saved()

@@ -147,6 +147,10 @@ class Session(MutableMapping[str, Any]):
         """
         if not self._new:
             self._doomed.append(self._record.id)
+        self._start_over()
+
+    def _start_over(self) -> None:
+        """Become a fresh, empty, unsaved session (what a destroyed session continues as)."""
         self._record = _blank_record()
         self._new = True
         self._replace = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from collections.abc import Awaitable, Callable, Iterator
@@ -152,3 +153,19 @@ async def aiohttp_session_client(aiohttp_client: Any, storage: Any) -> Any:
     aiohttp_session.setup(app, storage)
     app.router.add_get("/", handler)
     return await aiohttp_client(app)
+
+
+class Arrivals:
+    """Lets ``n`` concurrent handlers wait until all of them have arrived (a barrier that
+    also runs on Python 3.10, which has no asyncio.Barrier)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self._all = asyncio.Event()
+
+    async def wait(self) -> None:
+        self.count += 1
+        if self.count == self.n:
+            self._all.set()
+        await self._all.wait()

@@ -19,7 +19,15 @@ from aio_sessions import RedisStore, get_session, setup
 from aio_sessions._ids import new_id
 
 from ._services import RedisServer, unavailable
-from .conftest import MakeClient, aiohttp_session_client, counter, read, replay, session_cookie
+from .conftest import (
+    Arrivals,
+    MakeClient,
+    aiohttp_session_client,
+    counter,
+    read,
+    replay,
+    session_cookie,
+)
 
 APP_NAME = web.AppKey("name", str)
 
@@ -258,16 +266,11 @@ async def test_burst_of_writers_on_one_session(
 ) -> None:
     """50 overlapping writes of one session: none fails, none is lost, few round trips."""
     writers = 50
-    arrived = 0
-    all_loaded = asyncio.Event()
+    arrivals = Arrivals(writers)
 
     async def write(request: web.Request) -> web.Response:
-        nonlocal arrived
         session = await get_session(request)
-        arrived += 1
-        if arrived == writers:
-            all_loaded.set()
-        await all_loaded.wait()
+        await arrivals.wait()
         key = request.query["k"]
         if key == "bad":
             session[key] = object()  # this request alone must fail

@@ -30,7 +30,7 @@ from aio_sessions import (
 from aio_sessions._ids import new_id
 from aio_sessions.stores import Changes, SessionRecord
 
-from .conftest import MakeClient, replay, session_cookie
+from .conftest import Arrivals, MakeClient, replay, session_cookie
 
 
 @dataclass
@@ -288,16 +288,11 @@ async def test_http_regenerate_and_invalidate(make_client: MakeClient, server_si
 
 async def test_http_concurrent_writers(make_client: MakeClient, server_side: Kit) -> None:
     writers = 8
-    loaded = 0
-    all_loaded = asyncio.Event()
+    arrivals = Arrivals(writers)
 
     async def write(request: web.Request) -> web.Response:
-        nonlocal loaded
         session = await get_session(request)
-        loaded += 1
-        if loaded == writers:
-            all_loaded.set()
-        await all_loaded.wait()
+        await arrivals.wait()  # every request holds the same old snapshot
         session[request.query["k"]] = int(request.query["v"])
         return web.Response()
 
