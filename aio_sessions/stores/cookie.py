@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -61,14 +62,18 @@ class EncryptedCookieStore(Store):
         )
         if not keys:
             raise ValueError("EncryptedCookieStore needs at least one secret key")
-        self._fernet = MultiFernet([_fernet(k) for k in keys])
+        fernets = [_fernet(k) for k in keys]
+        # One key needs no MultiFernet, which would only add a layer to every call.
+        self._fernet = fernets[0] if len(fernets) == 1 else MultiFernet(fernets)
         # Plaintexts of recently seen or issued tokens: a browser sends the same cookie
         # until the session changes, so most requests need no decryption at all.
-        self._plain: dict[str, str] = {}
+        # An OrderedDict drops its oldest entry in O(1); a dict's first key gets slower to
+        # find the more entries were deleted before it.
+        self._plain: OrderedDict[str, str] = OrderedDict()
 
     def _remember(self, token: str, plain: str) -> None:
         if len(self._plain) >= _PLAIN_CACHE:
-            del self._plain[next(iter(self._plain))]
+            self._plain.popitem(last=False)
         self._plain[token] = plain
 
     async def load(self, token: str) -> SessionRecord | None:
