@@ -37,16 +37,20 @@ class SessionManager:
         """The session for an incoming cookie value; a fresh one when it is not valid."""
         if not token:
             return Session._fresh(self)
-        record = await self._load_live(token) if len(token) <= _MAX_TOKEN else None
+        now = time.time()
+        record = await self._load_live(token, now) if len(token) <= _MAX_TOKEN else None
         if record is None:
             return Session._fresh(self, token)
-        return Session(self, record, new=False, token=token)
+        session = Session(self, record, new=False, token=token)
+        # Decided now, with the clock already read: activity counts from the request.
+        session._due = self.config.touch_due(record, now)
+        return session
 
-    async def _load_live(self, token: str) -> SessionRecord | None:
+    async def _load_live(self, token: str, now: float) -> SessionRecord | None:
         record = await self.store.load(token)
         if record is None:
             return None
-        if self.config.expired(record, time.time()):
+        if self.config.expired(record, now):
             if not self.store.stateless:
                 await self.store.delete(record.id)
             return None
@@ -65,7 +69,7 @@ class SessionManager:
             await self._save_new(session, had_doomed)
         elif session._set or session._removed:
             await self._save_existing(session, session._changes())
-        elif session._touch or self.config.touch_due(session._record, time.time()):
+        elif session._touch or session._due:
             await self._save_existing(session, None)
 
     async def _save_new(self, session: Session, had_doomed: bool) -> None:
@@ -135,7 +139,7 @@ class SessionManager:
         """Replace a session's data with the stored data (server-side stores only)."""
         if session._new or self.store.stateless:
             return
-        record = await self._load_live(session.id)
+        record = await self._load_live(session.id, time.time())
         if record is None:
             session._start_over()  # gone from the store already: nothing to delete
             return
@@ -158,14 +162,14 @@ class SessionManager:
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
         """A copy of a live session's data, or None."""
-        record = await self._load_live(session_id)
+        record = await self._load_live(session_id, time.time())
         return None if record is None else dict(record.data)
 
     async def update(self, session_id: str, data: Mapping[str, Any]) -> bool:
         """Merge ``data`` into a live session; False when there is no such session."""
         self._need_server_state("update")
         now = time.time()
-        record = await self._load_live(session_id)
+        record = await self._load_live(session_id, now)
         if record is None:
             return False
         record.accessed = now

@@ -40,11 +40,14 @@ class _RequestState:
         self.ws: web.WebSocketResponse | None = None
 
     async def get(self, request: web.BaseRequest) -> Session:
-        if self.session is None:
-            cookie = _read_cookie(request, self.manager.config.cookie_name)
-            session = await self.manager.load(cookie)
-            if self.session is None:  # another task of this request may have won
-                self.session = session
+        session = self.session
+        return await self.load(request) if session is None else session
+
+    async def load(self, request: web.BaseRequest) -> Session:
+        cookie = _read_cookie(request, self.manager.config.cookie_name)
+        session = await self.manager.load(cookie)
+        if self.session is None:  # another task of this request may have won
+            self.session = session
         return self.session
 
     async def commit(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
@@ -53,7 +56,8 @@ class _RequestState:
         session = self.session
         if session is None:
             return
-        await self.manager.save(session)
+        if session._pending():
+            await self.manager.save(session)
         if session._cookie is None:
             return
         config = self.manager.config
@@ -213,7 +217,9 @@ def _state(request: web.Request) -> _RequestState:
 
 async def get_session(request: web.Request) -> Session:
     """The request's session, loaded on first use; raises StoreUnavailable (503)."""
-    return await _state(request).get(request)
+    state = _state(request)
+    session = state.session
+    return await state.load(request) if session is None else session
 
 
 async def new_session(request: web.Request) -> Session:

@@ -211,7 +211,7 @@ class SocketRegistry:
         record = binding.session._record
         if not manager.store.stateless and not binding.session.new:
             try:
-                fresh = await manager._load_live(binding.session.id)
+                fresh = await manager._load_live(binding.session.id, time.time())
             except StoreUnavailable:
                 self._schedule_expiry(binding, time.time() + 5)
                 return

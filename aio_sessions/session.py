@@ -27,6 +27,7 @@ class Session(MutableMapping[str, Any]):
     __slots__ = (
         "_cookie",
         "_doomed",
+        "_due",
         "_manager",
         "_new",
         "_record",
@@ -52,6 +53,8 @@ class Session(MutableMapping[str, Any]):
         self._removed: set[str] = set()
         self._replace = new
         self._touch = False
+        # Set at load: the session changed nothing but should record this activity.
+        self._due = False
         self._doomed: list[str] = []
         # The cookie the response must carry: a value, "" to delete it, or None.
         self._cookie: str | None = None
@@ -157,6 +160,7 @@ class Session(MutableMapping[str, Any]):
         self._set.clear()
         self._removed.clear()
         self._touch = False
+        self._due = False
 
     def regenerate(self) -> None:
         """Give the session a new id and keep its data; the old id stops working.
@@ -196,6 +200,12 @@ class Session(MutableMapping[str, Any]):
 
     # -- for the manager --------------------------------------------------------------
 
+    def _pending(self) -> bool:
+        """Whether committing has anything to do in the store (cheap: every request asks)."""
+        return bool(
+            self._new or self._doomed or self._set or self._removed or self._touch or self._due
+        )
+
     def _changes(self) -> Changes | None:
         if self._replace:
             return None
@@ -206,6 +216,7 @@ class Session(MutableMapping[str, Any]):
         self._new = False
         self._replace = False
         self._touch = False
+        self._due = False
         self._set.clear()
         self._removed.clear()
 
