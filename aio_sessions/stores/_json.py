@@ -3,20 +3,65 @@
 aiohttp-session writes ``{"created": <int>, "session": {...}}``; it ignores other keys, so
 ours ride along (``accessed``, ``max_age``; ``id`` for cookie stores) and a site can switch
 between the libraries either way.
+
+The codec is the standard library's, or orjson's when it is installed (the ``orjson`` extra):
+orjson falls back to the standard library wherever their results would differ on reading,
+and on writing for everything but what docs/stores.md lists.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 from .._ids import new_id
 from ..errors import SerializationError
 from .base import SessionRecord
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+std_encode: Callable[[Any], str] = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False
+).encode
 #: json.loads without its per-call checks, for text (decode bytes first).
-decode = json.JSONDecoder().decode
+std_decode: Callable[[str], Any] = json.JSONDecoder().decode
+
+try:
+    import orjson
+except ImportError:  # the optional extra: pip install "aio-sessions[orjson]"
+    orjson = None  # type: ignore[assignment]
+
+if orjson is not None:
+    # What the stdlib refuses, orjson must refuse too (so it falls back to the stdlib):
+    # datetimes, dataclasses and subclasses are passed through to its missing default.
+    _OPTIONS = (
+        orjson.OPT_NON_STR_KEYS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_SUBCLASS
+    )
+    # orjson reads integers of 20 digits and more as floats; the stdlib keeps them exact.
+    _LONG_NUMBER = re.compile(r"\d{19}")
+
+    def fast_encode(value: Any) -> str:
+        """orjson, or the stdlib for what orjson refuses (integers over 64 bits, ...)."""
+        try:
+            return orjson.dumps(value, option=_OPTIONS).decode()
+        except TypeError:
+            return std_encode(value)
+
+    def fast_decode(text: str) -> Any:
+        """orjson, or the stdlib for long integers and what orjson refuses (NaN, ...)."""
+        if _LONG_NUMBER.search(text) is None:
+            try:
+                return orjson.loads(text)
+            except ValueError:
+                pass
+        return std_decode(text)
+
+    _encode, decode = fast_encode, fast_decode
+else:
+    _encode, decode = std_encode, std_decode
 
 
 def dump_record(
