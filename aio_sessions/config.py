@@ -129,7 +129,12 @@ class SessionConfig:
 
     def expires_at(self, record: SessionRecord) -> float:
         """When the session ends unless it is saved or touched again (epoch seconds)."""
-        end = math.inf if record.accessed is None else record.accessed + self.lifetime(record)
+        if record.accessed is None:
+            end = math.inf
+        elif record.max_age is None:  # the usual case, without a call
+            end = record.accessed + self._lifetime
+        else:
+            end = record.accessed + self.lifetime(record)
         if self.absolute_timeout is not None:
             end = min(end, record.created + self.absolute_timeout)
         return end

@@ -93,6 +93,10 @@ class Session(MutableMapping[str, Any]):
     def __contains__(self, key: object) -> bool:
         return key in self._record.data
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # The dict's own get: Mapping.get would go through __getitem__ and an exception.
+        return self._record.data.get(key, default)
+
     # -- identity and state -----------------------------------------------------------
 
     @property

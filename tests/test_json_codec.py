@@ -26,6 +26,7 @@ ROUND_TRIPS: list[Any] = [
     {"i64": 2**63 - 1, "neg": -(2**63), "u64": 2**64 - 1, "big": 2**80, "neg_big": -(2**70)},
     {"floats": [1e16, 1.5e-300, -0.0, 1700000000.123456]},
     {"digits in a string": "12345678901234567890123"},
+    {"lone surrogate": "\ud800", "escaped": "\\ud800"},
 ]
 
 

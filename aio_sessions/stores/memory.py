@@ -82,18 +82,13 @@ class MemoryStore(Store):
             if not linked:
                 del self._users[user]
 
-    def _get(self, session_id: str) -> SessionRecord | None:
-        entry = self._entry(session_id)
-        if entry is None:
-            return None
-        data = self._data(session_id, entry)
-        if data is None:
-            return None
-        return SessionRecord(session_id, data, entry.created, entry.accessed, entry.max_age)
-
     async def load(self, token: str) -> SessionRecord | None:
         # Any string is a safe dict key: an id of the wrong shape is simply not found.
-        return self._get(token)
+        entry = self._entry(token)
+        data = None if entry is None else self._data(token, entry)
+        if entry is None or data is None:
+            return None
+        return SessionRecord(token, data, entry.created, entry.accessed, entry.max_age)
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
         if changes is None:
