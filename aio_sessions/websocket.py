@@ -64,9 +64,9 @@ async def _guard(
     if _is_handshake(request) and not _allowed_origin(request, origins, allow_missing_origin):
         raise web.HTTPForbidden(text="WebSocket origin not allowed")
     session = await get_session(request)
-    missing = [key for key in keys if key not in session]
-    if missing:
-        raise web.HTTPUnauthorized(text="A session is required")
+    for key in keys:
+        if key not in session:
+            raise web.HTTPUnauthorized(text="A session is required")
 
 
 def require_session(

@@ -13,6 +13,8 @@ Every variant serves the same routes, so the load generators need not know which
 ``bare`` does the same non-session work (a dict lookup, a counter increment) without sessions:
 it is the ceiling the session variants are compared with. ``bare-cookie`` also reads the
 cookie with ``request.cookies`` (aiohttp's parser), the floor of any cookie-based session.
+``bare-middleware`` adds a middleware and an ``on_response_prepare`` hook that do nothing:
+what aiohttp charges any session library built like aiohttp-session or this one.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ COOKIE_NAME = "AIOHTTP_SESSION"
 
 AIO_VARIANTS = ("aio-memory", "aio-cookie", "aio-redis", "aio-sqlite")
 AHS_VARIANTS = ("ahs-simple", "ahs-encrypted", "ahs-redis")
-VARIANTS = ("bare", "bare-cookie", *AHS_VARIANTS, *AIO_VARIANTS)
+BARE_VARIANTS = ("bare", "bare-cookie", "bare-middleware")
+VARIANTS = (*BARE_VARIANTS, *AHS_VARIANTS, *AIO_VARIANTS)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -69,11 +72,12 @@ async def ws_echo_until_closed(request: web.Request) -> web.WebSocketResponse:
 # -- bare aiohttp: the ceiling ---------------------------------------------------------------
 
 
-def bare_app(*, parse_cookie: bool = False) -> web.Application:
+def bare_app(*, parse_cookie: bool = False, noop_middleware: bool = False) -> web.Application:
     """No sessions: the same non-session work on a dict.
 
     With ``parse_cookie`` the handlers also read the session cookie through
     ``request.cookies``, the least any cookie-based session does (aiohttp parses the header).
+    With ``noop_middleware`` a middleware and a prepare hook that do nothing are installed.
     """
     state: dict[str, Any] = {"user": "bench", "counter": 0}
     sockets: set[web.WebSocketResponse] = set()
@@ -111,6 +115,17 @@ def bare_app(*, parse_cookie: bool = False) -> web.Application:
         return web.json_response({"rss_kib": rss_kib(), "sockets": len(sockets)})
 
     app = web.Application()
+    if noop_middleware:
+
+        @web.middleware
+        async def nothing(request: web.Request, handler: Handler) -> web.StreamResponse:
+            return await handler(request)
+
+        async def prepare_nothing(request: web.Request, response: web.StreamResponse) -> None:
+            return None
+
+        app.middlewares.append(nothing)
+        app.on_response_prepare.append(prepare_nothing)
     app.router.add_post("/login", login)
     app.router.add_get("/read", read)
     app.router.add_get("/write", write)
@@ -249,8 +264,10 @@ def aio_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web
 
 def make_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web.Application:
     """The application of one variant."""
-    if variant in ("bare", "bare-cookie"):
-        return bare_app(parse_cookie=variant == "bare-cookie")
+    if variant in BARE_VARIANTS:
+        return bare_app(
+            parse_cookie=variant == "bare-cookie", noop_middleware=variant == "bare-middleware"
+        )
     if variant in AHS_VARIANTS:
         return ahs_app(variant, redis_url)
     return aio_app(variant, redis_url, sqlite_path)
