@@ -39,10 +39,6 @@ class _RequestState:
         self.committed = False
         self.ws: web.WebSocketResponse | None = None
 
-    async def get(self, request: web.BaseRequest) -> Session:
-        session = self.session
-        return await self.load(request) if session is None else session
-
     async def load(self, request: web.BaseRequest) -> Session:
         cookie = _read_cookie(request, self.manager.config.cookie_name)
         session = await self.manager.load(cookie)
@@ -145,21 +141,21 @@ class SessionMiddleware:
         A WebSocket handshake also binds the socket to its session (loaded if the handler
         did not ask for it), for ``get_ws_session`` and the socket registry.
         """
-        try:
-            state = request[_STATE]
-        except KeyError:  # a request of another app, or before this middleware ran
+        state = request.get(_STATE)
+        if state is None:  # a request of another app, or before this middleware ran
             return
-        ws = response if isinstance(response, web.WebSocketResponse) else None
-        if ws is None and state.committed:
+        if not isinstance(response, web.WebSocketResponse):
+            if not state.committed:
+                await state.commit(request, response)
             return
-        if ws is not None:
-            await state.get(request)
+        session = state.session
+        if session is None:
+            session = await state.load(request)
         if not state.committed:
             await state.commit(request, response)
-        if ws is not None and state.session is not None:
-            ws[WS_SESSION] = state.session
-            state.ws = ws
-            self.manager.sockets._add(ws, state.session)
+        response[WS_SESSION] = session
+        state.ws = response
+        self.manager.sockets._add(response, session)
 
 
 def session_middleware(store: Store | None = None, **options: Any) -> SessionMiddleware:
@@ -224,6 +220,6 @@ async def get_session(request: web.Request) -> Session:
 
 async def new_session(request: web.Request) -> Session:
     """Destroy the request's current session, if any, and return a fresh one."""
-    session = await _state(request).get(request)
+    session = await get_session(request)
     session.invalidate()
     return session

@@ -48,6 +48,10 @@ def _fingerprint(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
+#: Sockets by id(ws).
+_Sockets = dict[int, web.WebSocketResponse]
+
+
 @dataclass(slots=True, eq=False)
 class _Binding:
     ws: web.WebSocketResponse
@@ -66,9 +70,11 @@ class SocketRegistry:
 
     def __init__(self, manager: SessionManager) -> None:
         self._manager = manager
-        self._bindings: dict[web.WebSocketResponse, _Binding] = {}
-        self._by_session: dict[str, set[web.WebSocketResponse]] = {}
-        self._by_user: dict[str, set[web.WebSocketResponse]] = {}
+        # Keyed by id(ws): a response's __hash__ is Python code, an int's is not. A binding
+        # holds its socket, so an id cannot be reused while it is a key here.
+        self._bindings: dict[int, _Binding] = {}
+        self._by_session: dict[str, _Sockets] = {}
+        self._by_user: dict[str, _Sockets] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._origin = secrets.token_hex(8)  # tells this process's broadcasts apart
         self._listener: asyncio.Task[None] | None = None
@@ -82,11 +88,11 @@ class SocketRegistry:
 
     def for_session(self, session_id: str) -> list[web.WebSocketResponse]:
         """The open sockets that were opened with this session."""
-        return list(self._by_session.get(_fingerprint(session_id), ()))
+        return list(self._by_session.get(_fingerprint(session_id), {}).values())
 
     def for_user(self, user: str) -> list[web.WebSocketResponse]:
         """The open sockets whose session belongs to ``user`` (the ``user_key`` value)."""
-        return list(self._by_user.get(_fingerprint(user), ()))
+        return list(self._by_user.get(_fingerprint(user), {}).values())
 
     # -- binding ------------------------------------------------------------------------
 
@@ -99,21 +105,23 @@ class SocketRegistry:
             _fingerprint(session.id),
             None if user is None else _fingerprint(str(user)),
         )
-        self._bindings[ws] = binding
-        self._by_session.setdefault(binding.session_key, set()).add(ws)
+        key = id(ws)
+        self._bindings[key] = binding
+        self._by_session.setdefault(binding.session_key, {})[key] = ws
         if binding.user_key is not None:
-            self._by_user.setdefault(binding.user_key, set()).add(ws)
+            self._by_user.setdefault(binding.user_key, {})[key] = ws
         self._schedule_expiry(binding, self._manager.config.expires_at(session._record))
 
     def _discard(self, ws: web.WebSocketResponse) -> None:
-        binding = self._bindings.pop(ws, None)
+        key = id(ws)
+        binding = self._bindings.pop(key, None)
         if binding is None:
             return
         if binding.timer is not None:
             binding.timer.cancel()
-        _remove(self._by_session, binding.session_key, ws)
+        _remove(self._by_session, binding.session_key, key)
         if binding.user_key is not None:
-            _remove(self._by_user, binding.user_key, ws)
+            _remove(self._by_user, binding.user_key, key)
 
     # -- closing ------------------------------------------------------------------------
 
@@ -128,12 +136,12 @@ class SocketRegistry:
         return count
 
     def _close_keys(self, sessions: Iterable[str], users: Iterable[str], code: int) -> int:
-        sockets: set[web.WebSocketResponse] = set()
+        sockets: _Sockets = {}
         for key in sessions:
-            sockets.update(self._by_session.get(key, ()))
+            sockets.update(self._by_session.get(key, {}))
         for key in users:
-            sockets.update(self._by_user.get(key, ()))
-        return self._close(sockets, code)
+            sockets.update(self._by_user.get(key, {}))
+        return self._close(sockets.values(), code)
 
     async def revoke(
         self,
@@ -202,7 +210,7 @@ class SocketRegistry:
                     self._schedule_expiry(binding, binding.deadline)
 
     def _expiry_due(self, binding: _Binding) -> None:
-        if self._bindings.get(binding.ws) is binding:
+        if self._bindings.get(id(binding.ws)) is binding:
             self._spawn(self._check_expiry(binding))
 
     async def _check_expiry(self, binding: _Binding) -> None:
@@ -272,11 +280,9 @@ class SocketRegistry:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def _remove(
-    index: dict[str, set[web.WebSocketResponse]], key: str, ws: web.WebSocketResponse
-) -> None:
+def _remove(index: dict[str, _Sockets], key: str, ws_id: int) -> None:
     sockets = index.get(key)
     if sockets is not None:
-        sockets.discard(ws)
+        sockets.pop(ws_id, None)
         if not sockets:
             del index[key]

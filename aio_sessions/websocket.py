@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
 
-from .config import normalize_origin
-from .middleware import WS_SESSION, get_manager, get_session
+from .config import SessionConfig, normalize_origin
+from .middleware import WS_SESSION, _state
 from .registry import CLOSE_SESSION_EXPIRED, CLOSE_SESSION_REVOKED
 from .session import Session
 
@@ -43,9 +43,11 @@ def _is_handshake(request: web.BaseRequest) -> bool:
 
 
 def _allowed_origin(
-    request: web.Request, origins: tuple[str, ...], allow_missing: bool | None
+    request: web.Request,
+    config: SessionConfig,
+    origins: tuple[str, ...],
+    allow_missing: bool | None,
 ) -> bool:
-    config = get_manager(request.app).config
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is None:
         return config.ws_allow_missing_origin if allow_missing is None else allow_missing
@@ -61,9 +63,15 @@ async def _guard(
     origins: tuple[str, ...],
     allow_missing_origin: bool | None,
 ) -> None:
-    if _is_handshake(request) and not _allowed_origin(request, origins, allow_missing_origin):
+    state = _state(request)
+    config = state.manager.config
+    if _is_handshake(request) and not _allowed_origin(
+        request, config, origins, allow_missing_origin
+    ):
         raise web.HTTPForbidden(text="WebSocket origin not allowed")
-    session = await get_session(request)
+    session = state.session
+    if session is None:
+        session = await state.load(request)
     for key in keys:
         if key not in session:
             raise web.HTTPUnauthorized(text="A session is required")
