@@ -57,26 +57,6 @@ def _allowed_origin(
     return origin == own or normalize_origin(origin) in (own, *origins, *config.ws_origins)
 
 
-async def _guard(
-    request: web.Request,
-    keys: tuple[str, ...],
-    origins: tuple[str, ...],
-    allow_missing_origin: bool | None,
-) -> None:
-    state = _state(request)
-    config = state.manager.config
-    if _is_handshake(request) and not _allowed_origin(
-        request, config, origins, allow_missing_origin
-    ):
-        raise web.HTTPForbidden(text="WebSocket origin not allowed")
-    session = state.session
-    if session is None:
-        session = await state.load(request)
-    for key in keys:
-        if key not in session:
-            raise web.HTTPUnauthorized(text="A session is required")
-
-
 def require_session(
     *keys: str, origins: Iterable[str] | None = None, allow_missing_origin: bool | None = None
 ) -> Callable[[_T], _T]:
@@ -101,7 +81,17 @@ def require_session(
         @functools.wraps(target)
         async def guarded(first: Any, *args: Any, **kwargs: Any) -> web.StreamResponse:
             request = first.request if isinstance(first, web.View) else first
-            await _guard(request, keys, allowed, allow_missing_origin)
+            state = _state(request)
+            if _is_handshake(request) and not _allowed_origin(
+                request, state.manager.config, allowed, allow_missing_origin
+            ):
+                raise web.HTTPForbidden(text="WebSocket origin not allowed")
+            session = state.session
+            if session is None:
+                session = await state.load(request)
+            for key in keys:
+                if key not in session:
+                    raise web.HTTPUnauthorized(text="A session is required")
             return await target(first, *args, **kwargs)  # type: ignore[no-any-return]
 
         return guarded

@@ -113,3 +113,14 @@ def test_the_stdlib_codec_is_used_without_orjson() -> None:
 def test_orjson_is_used_when_installed() -> None:
     assert _json.decode is _json.fast_decode
     assert _json._encode is _json.fast_encode
+
+
+def test_copy_decoded_shares_nothing_mutable() -> None:
+    original = {"cart": [{"sku": "a", "tags": ["x"]}], "prefs": {"theme": "dark"}, "n": 1}
+    copy = _json.copy_decoded(original)
+    assert copy == original
+    copy["cart"][0]["tags"].append("y")
+    copy["cart"].append({})
+    copy["prefs"]["theme"] = "light"
+    copy["n"] = 2
+    assert original == {"cart": [{"sku": "a", "tags": ["x"]}], "prefs": {"theme": "dark"}, "n": 1}

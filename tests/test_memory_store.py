@@ -1,4 +1,4 @@
-"""The memory store expires, sweeps and caps its entries."""
+"""The memory store expires, sweeps and caps its entries, and hands out copies."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from aio_sessions import MemoryStore
+from aio_sessions import MemoryStore, SerializationError
 from aio_sessions._ids import new_id
 from aio_sessions.stores import Changes, SessionRecord
 
@@ -52,6 +52,33 @@ async def test_save_of_missing_record_is_refused() -> None:
     assert await store.save(record(), Changes({"a": 1}), 60) is None
     assert await store.touch(record(), 60) is None
     assert await store.count() == 0
+
+
+async def test_loaded_data_is_a_copy_shaped_like_json() -> None:
+    store = MemoryStore()
+    rec = record(cart=[{"sku": "a"}], pair=(1, 2), counts={7: "x"})
+    sid = await store.save(rec, None, 60)
+    assert sid is not None
+    rec.data["cart"].append("not saved")  # the caller's object is not what is stored
+    first = await store.load(sid)
+    assert first is not None
+    assert first.data == {"cart": [{"sku": "a"}], "pair": [1, 2], "counts": {"7": "x"}}
+    first.data["cart"][0]["sku"] = "changed in place"
+    again = await store.load(sid)
+    assert again is not None
+    assert again.data["cart"] == [{"sku": "a"}]
+
+
+async def test_a_refused_merge_changes_nothing() -> None:
+    store = MemoryStore()
+    rec = record(a=1, b=2)
+    sid = await store.save(rec, None, 60)
+    assert sid is not None
+    with pytest.raises(SerializationError):
+        await store.save(rec, Changes({"c": object()}, frozenset({"a"})), 60)
+    stored = await store.load(sid)
+    assert stored is not None
+    assert stored.data == {"a": 1, "b": 2}
 
 
 async def test_clear() -> None:

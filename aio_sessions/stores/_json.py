@@ -67,6 +67,30 @@ else:
     _encode, decode = std_encode, std_decode
 
 
+def copy_decoded(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of decoded JSON data that shares nothing mutable with it.
+
+    Cheaper than decoding again: strings, numbers, booleans and None are immutable and
+    shared; only dicts and lists are copied.
+    """
+    copy = data.copy()
+    for key, value in copy.items():
+        if type(value) in _CONTAINERS:
+            copy[key] = _copy_value(value)
+    return copy
+
+
+def _copy_value(value: Any) -> Any:
+    if type(value) is dict:
+        return copy_decoded(value)
+    if type(value) is list:
+        return [_copy_value(item) if type(item) in _CONTAINERS else item for item in value]
+    return value
+
+
+_CONTAINERS = (dict, list)
+
+
 def dump_record(
     record: SessionRecord, *, with_id: bool = False, extra: dict[str, Any] | None = None
 ) -> str:

@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from ._json import decode, dump_data
+from ._json import copy_decoded, decode, dump_data
 from .base import Changes, SessionRecord, Store
-
-log = logging.getLogger("aio_sessions")
 
 
 @dataclass(slots=True)
 class _Entry:
     expires: float  # time.monotonic()
-    data: str  # the session's data as JSON: what is stored can never alias what is handed out
+    # The data as JSON would decode it (what went through dump_data), copied on every load:
+    # what is stored can never alias what a handler mutates.
+    data: dict[str, Any]
     created: int
     accessed: float | None
     max_age: int | None
 
 
 class MemoryStore(Store):
-    """Sessions in a dict of this process, their data kept as JSON like every other store.
+    """Sessions in a dict of this process, their data kept as a JSON store would return it.
+
+    Values go through the JSON encoder on save, so what another store could not hold fails
+    here too, and each load hands out a fresh copy, so mutating it changes nothing stored.
 
     Records expire after their TTL. Expired entries are swept at most every
     ``sweep_interval`` seconds, so abandoned sessions do not pile up; ``max_sessions``
@@ -48,17 +50,6 @@ class MemoryStore(Store):
             del self._items[session_id]
             return None
         return entry
-
-    def _data(self, session_id: str, entry: _Entry) -> dict[str, Any] | None:
-        try:
-            data = decode(entry.data)
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            log.warning("dropping a corrupt session record")
-            del self._items[session_id]
-            return None
-        return data
 
     def _put(self, session_id: str, entry: _Entry, ttl: float) -> str:
         now = time.monotonic()
@@ -85,24 +76,23 @@ class MemoryStore(Store):
     async def load(self, token: str) -> SessionRecord | None:
         # Any string is a safe dict key: an id of the wrong shape is simply not found.
         entry = self._entry(token)
-        data = None if entry is None else self._data(token, entry)
-        if entry is None or data is None:
+        if entry is None:
             return None
+        data = copy_decoded(entry.data)
         return SessionRecord(token, data, entry.created, entry.accessed, entry.max_age)
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
         if changes is None:
-            entry = _Entry(0.0, dump_data(record.data), record.created, None, None)
+            entry = _Entry(0.0, _as_stored(record.data), record.created, None, None)
         else:
             found = self._entry(record.id)
-            data = None if found is None else self._data(record.id, found)
-            if found is None or data is None:
+            if found is None:
                 return None
-            for key in changes.removed:
-                data.pop(key, None)
-            data.update(changes.set)
+            written = _as_stored(dict(changes.set))  # before any change: it may raise
             entry = found
-            entry.data = dump_data(data)
+            for key in changes.removed:
+                entry.data.pop(key, None)
+            entry.data.update(written)
         entry.accessed, entry.max_age = record.accessed, record.max_age
         return self._put(record.id, entry, ttl)
 
@@ -133,3 +123,12 @@ class MemoryStore(Store):
     async def clear(self) -> None:
         self._items.clear()
         self._users.clear()
+
+
+def _as_stored(data: dict[str, Any]) -> dict[str, Any]:
+    """What a JSON store would give back for ``data`` (tuples become lists, and so on).
+
+    Encoding also refuses what JSON cannot hold, with the same SerializationError.
+    """
+    stored: dict[str, Any] = decode(dump_data(data))
+    return stored
