@@ -871,18 +871,21 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         ws_sessions=max(1, args.ws_sessions),
     )
     if args.variants:
-        chosen = tuple(v.strip() for v in args.variants.split(",") if v.strip())
-        unknown = set(chosen) - set(HTTP_VARIANTS)
-        if unknown:
-            parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
-        cfg.variants = chosen
+        cfg.variants = _pick(parser, args.variants, HTTP_VARIANTS, "variants")
     if args.sections:
-        chosen = tuple(s.strip() for s in args.sections.split(",") if s.strip())
-        unknown = set(chosen) - set(SECTIONS)
-        if unknown:
-            parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
-        cfg.sections = chosen
+        cfg.sections = _pick(parser, args.sections, SECTIONS, "sections")
     return cfg, args
+
+
+def _pick(
+    parser: argparse.ArgumentParser, text: str, allowed: tuple[str, ...], what: str
+) -> tuple[str, ...]:
+    """The comma-separated names of ``text``; an unknown one is a usage error."""
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = set(chosen) - set(allowed)
+    if unknown:
+        parser.error(f"unknown {what}: {', '.join(sorted(unknown))}")
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
