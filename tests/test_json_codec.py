@@ -6,9 +6,11 @@ import dataclasses
 import datetime
 import enum
 import math
+import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,6 +110,40 @@ def test_the_stdlib_codec_is_used_without_orjson() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == '{"a":[1,1180591620717411303424]}'
+
+
+def test_the_store_contract_holds_without_orjson(tmp_path: Path) -> None:
+    """The default install has no orjson: the stores' conformance suite runs on the stdlib codec.
+
+    Redis is left out only to keep this quick; its codec path is the same functions.
+    """
+    (tmp_path / "orjson.py").write_text('raise ImportError("hidden: the stdlib codec is tested")\n')
+    paths = [str(tmp_path), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    tests = Path(__file__).parent
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "not redis",
+            str(tests / "test_store_conformance.py"),
+            str(tests / "test_memory_store.py"),
+            str(tests / "test_record_format.py"),
+        ],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+        cwd=tests.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "skipped" not in result.stdout
+    assert " passed" in result.stdout
 
 
 def test_orjson_is_used_when_installed() -> None:
