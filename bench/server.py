@@ -27,7 +27,7 @@ import secrets
 import sys
 import tempfile
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,28 @@ def bare_app(*, parse_cookie: bool = False, noop_middleware: bool = False) -> we
     return app
 
 
+# -- the session variants --------------------------------------------------------------------
+
+
+def add_session_routes(
+    app: web.Application,
+    get_session: Callable[[web.Request], Awaitable[MutableMapping[str, Any]]],
+) -> None:
+    """``GET /read`` and ``GET /write``: the same handlers for both session libraries."""
+
+    async def read(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        return web.Response(text=f"user={session.get('user')}")
+
+    async def write(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        session["counter"] = session.get("counter", 0) + 1
+        return web.Response(text=f"counter={session['counter']}")
+
+    app.router.add_get("/read", read)
+    app.router.add_get("/write", write)
+
+
 # -- aiohttp-session -------------------------------------------------------------------------
 
 
@@ -172,22 +194,12 @@ def ahs_app(variant: str, redis_url: str | None) -> web.Application:
         session["counter"] = 0
         return web.Response(text="ok")
 
-    async def read(request: web.Request) -> web.Response:
-        session = await aiohttp_session.get_session(request)
-        return web.Response(text=f"user={session.get('user')}")
-
-    async def write(request: web.Request) -> web.Response:
-        session = await aiohttp_session.get_session(request)
-        session["counter"] = session.get("counter", 0) + 1
-        return web.Response(text=f"counter={session['counter']}")
-
     async def stats(request: web.Request) -> web.Response:
         gc.collect()
         return web.json_response({"rss_kib": rss_kib(), "sockets": 0})
 
     app.router.add_post("/login", login)
-    app.router.add_get("/read", read)
-    app.router.add_get("/write", write)
+    add_session_routes(app, aiohttp_session.get_session)
     app.router.add_get("/admin/stats", stats)
     return app
 
@@ -230,15 +242,6 @@ def aio_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web
         session["counter"] = 0
         return web.Response(text="ok")
 
-    async def read(request: web.Request) -> web.Response:
-        session = await aio_sessions.get_session(request)
-        return web.Response(text=f"user={session.get('user')}")
-
-    async def write(request: web.Request) -> web.Response:
-        session = await aio_sessions.get_session(request)
-        session["counter"] = session.get("counter", 0) + 1
-        return web.Response(text=f"counter={session['counter']}")
-
     @aio_sessions.require_session("user")
     async def ws_handler(request: web.Request) -> web.WebSocketResponse:
         return await ws_echo_until_closed(request)
@@ -254,8 +257,7 @@ def aio_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web
         return web.json_response({"rss_kib": rss_kib(), "sockets": sockets})
 
     app.router.add_post("/login", login)
-    app.router.add_get("/read", read)
-    app.router.add_get("/write", write)
+    add_session_routes(app, aio_sessions.get_session)
     app.router.add_get("/ws", ws_handler)
     app.router.add_post("/admin/logout", logout)
     app.router.add_get("/admin/stats", stats)
