@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.cookies import SimpleCookie
 
 from aiohttp import hdrs, web
@@ -18,6 +20,7 @@ DEFAULT_LIFETIME = 14 * 24 * 3600
 _SAMESITE = ("Strict", "Lax", "None")
 # Browsers keep a cookie only when its name and value together fit in 4096 bytes.
 _COOKIE_LIMIT = 4096
+_EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -209,9 +212,9 @@ class SessionConfig:
         # headers before on_response_prepare runs, so a cookie set there would be lost.
         header = f"{self.cookie_name}={_cookie_value(value)}{self._cookie_attrs}"
         if max_age is not None:
-            header += f"; Max-Age={max_age}"
-            if max_age == 0:
-                header += "; expires=Thu, 01 Jan 1970 00:00:00 GMT"
+            # Expires beside Max-Age, as aiohttp-session sends, for clients that know only it.
+            expires = formatdate(time.time() + max_age, usegmt=True) if max_age else _EPOCH
+            header += f"; Max-Age={max_age}; expires={expires}"
         if self.is_secure(request):
             header += "; Secure"
         response.headers.add(hdrs.SET_COOKIE, header)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._ids import user_id
 from .config import SessionConfig
 from .registry import SocketRegistry
 from .session import Session
@@ -33,18 +35,21 @@ class SessionManager:
 
     # -- requests ---------------------------------------------------------------------
 
-    async def load(self, token: str | None) -> Session:
-        """The session for an incoming cookie value; a fresh one when it is not valid."""
-        if not token:
-            return Session._fresh(self)
-        now = time.time()
-        record = await self._load_live(token, now) if len(token) <= _MAX_TOKEN else None
-        if record is None:
-            return Session._fresh(self, token)
-        session = Session(self, record, new=False, token=token)
-        # Decided now, with the clock already read: activity counts from the request.
-        session._due = self.config.touch_due(record, now)
-        return session
+    async def load(self, *tokens: str | None) -> Session:
+        """The session for the incoming cookie values: the first that names a live session,
+        else a fresh one. Several values come from same-name cookies of other paths."""
+        now = 0.0
+        for token in tokens:
+            if not token or len(token) > _MAX_TOKEN:
+                continue
+            now = now or time.time()
+            record = await self._load_live(token, now)
+            if record is not None:
+                session = Session(self, record, new=False, token=token)
+                # Decided now, with the clock already read: activity counts from the request.
+                session._due = self.config.touch_due(record, now)
+                return session
+        return Session._fresh(self)
 
     async def _load_live(self, token: str, now: float) -> SessionRecord | None:
         record = await self.store.load(token)
@@ -64,15 +69,18 @@ class SessionManager:
             for session_id in doomed:
                 await self.store.delete(session_id)
             await self.sockets.revoke(doomed)
-        had_doomed = bool(doomed)
         if session._new:
-            await self._save_new(session, had_doomed)
-        elif session._set or session._removed:
+            await self._save_new(session, ended=bool(doomed))
+        elif session._set or session._removed or session._max_age_set:
             await self._save_existing(session, session._changes())
         elif session._touch or session._due:
             await self._save_existing(session, None)
 
-    async def _save_new(self, session: Session, had_doomed: bool) -> None:
+    def _ttl(self, now: float) -> Callable[[SessionRecord], float]:
+        """The TTL of a record saved now, computed from the record as the store keeps it."""
+        return lambda record: self.config.ttl(record, now)
+
+    async def _save_new(self, session: Session, *, ended: bool) -> None:
         record = session._record
         wanted = (
             record.data
@@ -82,19 +90,25 @@ class SessionManager:
             or self.config.save_uninitialized
         )
         if not wanted:
-            if had_doomed or session._token:
+            # Only a session this request ended loses its cookie: an unknown or stale id on a
+            # request that wrote nothing is left alone, as it may be a newer cookie's neighbour
+            # (same-name cookies) or a poll that raced a login.
+            if ended:
                 session._cookie = ""
             return
         now = time.time()
         record.accessed = now
-        ttl = self.config.ttl(record, now)
-        value = await self.store.save(record, None, ttl)
+        # Indexed once stored (a SQLite row must exist first); a failed link fails the
+        # request, whose browser then never learns of the session.
+        link = self._index_due(record, now, wrote_user=True)
+        value = await self.store.save(record, None, self._ttl(now))
         if value is None:  # a store refuses only merges, never a fresh record
             raise RuntimeError(f"{type(self.store).__name__}.save refused a new session")
+        if link is not None:
+            await self.store.link_user(*link)
         if self.store.stateless:
             self.config.check_cookie(value)
         session._cookie = session._token = value
-        await self._link_user(record, record.data, ttl)
         session._mark_saved()
 
     async def _save_existing(self, session: Session, changes: Changes | None) -> None:
@@ -102,38 +116,69 @@ class SessionManager:
         record = session._record
         now = time.time()
         record.accessed = now
-        ttl = self.config.ttl(record, now)
-        touched = changes is None
-        if touched:
-            value = await self.store.touch(record, ttl)
+        wrote_user = changes is not None and self.config.user_key in changes.set
+        await self._index(record, now, wrote_user=wrote_user)
+        if changes is None:
+            value = await self.store.touch(record, self._ttl(now))
         else:
-            value = await self.store.save(record, changes, ttl)
+            value = await self.store.save(record, changes, self._ttl(now))
         if value is None:
-            # Invalidated or expired by someone else meanwhile: do not bring it back.
-            session._start_over()  # gone from the store already: nothing to delete
-            session._cookie = ""
+            # Ended by someone else meanwhile (a logout, a login's regenerate): do not bring
+            # it back, and send no cookie, which could only delete the newer one.
+            session._start_over()
             return
         if self.store.stateless:
             self.config.check_cookie(value)
-        if changes is not None:
-            await self._link_user(record, changes.set, ttl)
+        else:
+            await self._index(record, now, wrote_user=False)  # the stored max_age may be longer
+        config = self.config
         if (
             value != session._token
-            or self.config.rolling
+            or config.rolling
             or session._touch
-            or (touched and self.config.renew)
+            or session.max_age is not None  # the server extended it: so must the browser
+            or (changes is None and config.renew)
         ):
             session._cookie = value
         session._token = value
         session._mark_saved()
 
-    async def _link_user(
-        self, record: SessionRecord, written: Mapping[str, Any], ttl: float
-    ) -> None:
-        """Index the session under its user when the request wrote the user key (a login)."""
+    async def _index(self, record: SessionRecord, now: float, *, wrote_user: bool) -> None:
+        """Keep the session in its user's index for at least as long as it can live."""
+        due = self._index_due(record, now, wrote_user=wrote_user)
+        if due is not None:
+            await self.store.link_user(*due)
+
+    def _index_due(
+        self, record: SessionRecord, now: float, *, wrote_user: bool
+    ) -> tuple[str, str, float] | None:
+        """The ``link_user`` arguments when the index entry must be renewed, else None.
+
+        It must when the request wrote the user, when the session has never been indexed
+        (aiohttp-session's records), and when the session now outlives its entry
+        (``record.linked``, set here), which an active session does about once per lifetime.
+        """
         key = self.config.user_key
-        if key is not None and key in written and not self.store.stateless:
-            await self.store.link_user(str(written[key]), record.id, ttl)
+        if key is None or self.store.stateless:
+            return None
+        value = record.data.get(key)
+        if value is None:
+            return None
+        if wrote_user:
+            user = user_id(value, key)
+        else:
+            if record.linked is not None and record.linked >= self.config.expires_at(record):
+                return None
+            try:
+                user = user_id(value, key)
+            except TypeError as exc:  # stored before this rule: keep serving it
+                log.warning("session not indexed by user: %s", exc)
+                return None
+        if user is None:
+            return None
+        ttl = 2 * self.config.ttl(record, now)
+        record.linked = now + ttl
+        return user, record.id, ttl
 
     async def reload(self, session: Session) -> None:
         """Replace a session's data with the stored data (server-side stores only)."""
@@ -156,7 +201,7 @@ class SessionManager:
         session = Session._fresh(self)
         session.update(data or {})
         session.touch()
-        await self._save_new(session, had_doomed=False)
+        await self._save_new(session, ended=False)
         assert session._token is not None
         return session._token
 
@@ -173,8 +218,10 @@ class SessionManager:
         if record is None:
             return False
         record.accessed = now
+        record.data.update(data)
+        await self._index(record, now, wrote_user=self.config.user_key in data)
         changes = Changes(dict(data), frozenset())
-        return await self.store.save(record, changes, self.config.ttl(record, now)) is not None
+        return await self.store.save(record, changes, self._ttl(now)) is not None
 
     async def delete(self, session_id: str) -> bool:
         """Destroy a session and close its WebSockets; False when there was none."""
@@ -183,18 +230,51 @@ class SessionManager:
         await self.sockets.revoke([session_id])
         return existed
 
-    async def logout_user(self, user: str) -> int:
+    async def logout_user(self, user: str | int) -> int:
         """Log ``user`` out everywhere: destroy their sessions, close their sockets in every
         process. Returns how many sessions were destroyed.
 
-        With a cookie store no session can be destroyed, but the sockets are still closed.
+        ``user`` is the value under ``user_key``: a str, or an int (the same user as its
+        decimal string). With a cookie store no session can be destroyed, but the sockets are
+        still closed.
         """
-        session_ids = [] if self.store.stateless else await self.store.user_sessions(user)
+        name = self._user_name(user)
+        session_ids = [] if self.store.stateless else await self.user_session_ids(name)
         destroyed = 0
         for session_id in session_ids:
             destroyed += await self.store.delete(session_id)
-        await self.sockets.revoke(session_ids, users=[user])
+        await self.sockets.revoke(session_ids, users=[name])
         return destroyed
+
+    async def user_session_ids(self, user: str | int) -> list[str]:
+        """The ids of the live sessions whose ``user_key`` names ``user``.
+
+        The index may still list sessions that have since changed user or logged out by
+        deleting the key: each candidate is checked against its stored data.
+        """
+        name = self._user_name(user)
+        key = self.config.user_key
+        candidates = await self.store.user_sessions(name)
+        now = time.time()
+        records = await asyncio.gather(*(self._load_live(sid, now) for sid in candidates))
+        return [
+            record.id
+            for record in records
+            if record is not None and key is not None and _user_or_none(record, key) == name
+        ]
+
+    def session_user(self, session: Session) -> str | None:
+        """The user a session belongs to (its ``user_key`` value as a str), or None."""
+        key = self.config.user_key
+        return None if key is None else _user_or_none(session._record, key)
+
+    def _user_name(self, user: str | int) -> str:
+        if self.config.user_key is None:
+            raise TypeError("sessions are not indexed by user: setup(user_key=None)")
+        name = user_id(user, self.config.user_key)
+        if name is None:
+            raise TypeError("logout_user needs a user (a str or an int), got None")
+        return name
 
     async def count(self) -> int:
         """How many live sessions the store holds."""
@@ -206,3 +286,11 @@ class SessionManager:
                 f"{type(self.store).__name__} keeps sessions in cookies; "
                 f"it cannot {action} a session by id"
             )
+
+
+def _user_or_none(record: SessionRecord, key: str) -> str | None:
+    """The user a stored record names, or None when it names none or none we can index."""
+    try:
+        return user_id(record.data.get(key), key)
+    except TypeError:
+        return None

@@ -9,6 +9,7 @@ responses, the 101 of a WebSocket handshake).
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any, Final
 
 from aiohttp import hdrs, web
@@ -40,8 +41,8 @@ class _RequestState:
         self.ws: web.WebSocketResponse | None = None
 
     async def load(self, request: web.BaseRequest) -> Session:
-        cookie = _read_cookie(request, self.manager.config.cookie_name)
-        session = await self.manager.load(cookie)
+        cookies = _read_cookies(request, self.manager.config.cookie_name)
+        session = await self.manager.load(*cookies)
         if self.session is None:  # another task of this request may have won
             self.session = session
         return self.session
@@ -64,26 +65,41 @@ class _RequestState:
         session._cookie = None
 
 
-def _read_cookie(request: web.BaseRequest, name: str) -> str | None:
-    """One cookie's value, without parsing every cookie of the header into Morsels.
+def _read_cookies(request: web.BaseRequest, name: str) -> tuple[str, ...]:
+    """Every value the request sends for one cookie name, in the order sent.
 
-    Anything unusual (a quoted value, the name twice, the name inside another cookie's
-    name or value) is left to aiohttp's full parser.
+    Browsers send the cookie of the longest matching path first, so after a cookie moved
+    (``path="/app"`` where it was ``/``) both arrive and the stale one may come second or first:
+    the manager takes the first that names a live session. One plain value is found without
+    parsing the other cookies of the header.
     """
     header = request.headers.get(hdrs.COOKIE)
     if not header:
-        return None
+        return ()
     prefix = name + "="
     start = header.find(prefix)
     if start == -1:
-        return None
+        return ()
     if (start and header[start - 1] not in "; ") or header.find(prefix, start + 1) != -1:
-        return request.cookies.get(name)
+        return _parse_cookies(header, name)
     end = header.find(";", start)
     value = header[start + len(prefix) : None if end == -1 else end].strip()
     if value.startswith('"'):
-        return request.cookies.get(name)
-    return value
+        return _parse_cookies(header, name)
+    return (value,)
+
+
+def _parse_cookies(header: str, name: str) -> tuple[str, ...]:
+    """The values of every ``name=value`` pair of a Cookie header (RFC 6265 syntax)."""
+    values = []
+    for pair in header.split(";"):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            values.append(value)
+    return tuple(values)
 
 
 _STATE: Final = web.RequestKey("aio_sessions.state", _RequestState)
@@ -99,8 +115,27 @@ class SessionMiddleware:
 
     def __init__(self, manager: SessionManager) -> None:
         self.manager = manager
+        self._hook_checked = False
+
+    def _check_hook(self, request: web.Request) -> None:
+        """Say loudly, once, when ``on_response_prepare`` is missing (the middleware alone)."""
+        self._hook_checked = True
+        hook = self.on_response_prepare
+        if any(hook in app.on_response_prepare for app in request.match_info.apps):
+            return
+        message = (
+            "aio_sessions: the session middleware runs without its on_response_prepare hook, "
+            "so sessions changed by streamed, file and WebSocket responses are lost and those "
+            "responses carry no session cookie. Use aio_sessions.setup(app, store, ...) instead "
+            "of session_middleware(), or also register "
+            "app.on_response_prepare.append(middleware.on_response_prepare)"
+        )
+        log.error(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not self._hook_checked:
+            self._check_hook(request)
         state = _RequestState(self.manager)
         request[_STATE] = state
         try:
@@ -163,7 +198,8 @@ def session_middleware(store: Store | None = None, **options: Any) -> SessionMid
 
     Prefer ``setup()``: it also registers ``middleware.on_response_prepare`` on
     ``app.on_response_prepare``, without which responses that the handler prepares itself
-    (streams, WebSocket handshakes) cannot carry the session cookie.
+    (streams, WebSocket handshakes) cannot carry the session. Without that hook the first
+    request logs an error and warns (RuntimeWarning).
     """
     return SessionMiddleware(SessionManager(store or MemoryStore(), SessionConfig(**options)))
 
@@ -192,13 +228,23 @@ def setup(app: web.Application, store: Store | None = None, **options: Any) -> S
     return manager
 
 
-def get_manager(app: web.Application) -> SessionManager:
-    """The SessionManager that ``setup`` installed on ``app``."""
+def get_manager(app: web.Application | web.Request) -> SessionManager:
+    """The SessionManager that ``setup`` installed on ``app``.
+
+    Given a request, it is found the way aiohttp finds shared state (``config_dict``), so
+    handlers of sub-applications reach the manager of the app that set sessions up.
+    """
     try:
+        if isinstance(app, web.Request):
+            return app.config_dict[_MANAGER]
         return app[_MANAGER]
     except KeyError:
+        where = "this request's apps" if isinstance(app, web.Request) else "this app"
+        hint = (
+            "" if isinstance(app, web.Request) else " (in a sub-app handler, get_manager(request))"
+        )
         raise RuntimeError(
-            "aio_sessions is not set up on this app: call aio_sessions.setup(app)"
+            f"aio_sessions is not set up on {where}: call aio_sessions.setup(app){hint}"
         ) from None
 
 

@@ -97,13 +97,9 @@ class SocketRegistry:
     # -- binding ------------------------------------------------------------------------
 
     def _add(self, ws: web.WebSocketResponse, session: Session) -> None:
-        user_field = self._manager.config.user_key
-        user = session.get(user_field) if user_field is not None else None
+        user = self._manager.session_user(session)
         binding = _Binding(
-            ws,
-            session,
-            _fingerprint(session.id),
-            None if user is None else _fingerprint(str(user)),
+            ws, session, _fingerprint(session.id), None if user is None else _fingerprint(user)
         )
         key = id(ws)
         self._bindings[key] = binding

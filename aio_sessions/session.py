@@ -29,6 +29,7 @@ class Session(MutableMapping[str, Any]):
         "_doomed",
         "_due",
         "_manager",
+        "_max_age_set",
         "_new",
         "_record",
         "_removed",
@@ -53,6 +54,8 @@ class Session(MutableMapping[str, Any]):
         self._removed: set[str] = set()
         self._replace = new
         self._touch = False
+        # Set when this request assigned max_age: only then is the stored one replaced.
+        self._max_age_set = False
         # Set at load: the session changed nothing but should record this activity.
         self._due = False
         self._doomed: list[str] = []
@@ -62,8 +65,8 @@ class Session(MutableMapping[str, Any]):
         self._token = token
 
     @classmethod
-    def _fresh(cls, manager: SessionManager, token: str | None = None) -> Session:
-        return cls(manager, _blank_record(), new=True, token=token)
+    def _fresh(cls, manager: SessionManager) -> Session:
+        return cls(manager, _blank_record(), new=True)
 
     def __repr__(self) -> str:
         # Never the id: reprs end up in logs.
@@ -127,13 +130,15 @@ class Session(MutableMapping[str, Any]):
     def max_age(self) -> int | None:
         """This session's cookie lifetime; setting it overrides ``setup(max_age=...)``.
 
-        Typical use: a "remember me" login sets ``session.max_age = 30 * 24 * 3600``.
+        Typical use: a "remember me" login sets ``session.max_age = 30 * 24 * 3600``. Only
+        the request that sets it writes it: concurrent requests keep the stored value.
         """
         return self._record.max_age or self._manager.config.max_age
 
     @max_age.setter
     def max_age(self, value: int | None) -> None:
         self._record.max_age = check_max_age(value)
+        self._max_age_set = True
         self._touch = True
 
     def changed(self, *keys: str) -> None:
@@ -164,6 +169,7 @@ class Session(MutableMapping[str, Any]):
         self._set.clear()
         self._removed.clear()
         self._touch = False
+        self._max_age_set = False
         self._due = False
 
     def regenerate(self) -> None:
@@ -214,12 +220,13 @@ class Session(MutableMapping[str, Any]):
         if self._replace:
             return None
         data = self._record.data
-        return Changes({k: data[k] for k in self._set}, frozenset(self._removed))
+        return Changes({k: data[k] for k in self._set}, frozenset(self._removed), self._max_age_set)
 
     def _mark_saved(self) -> None:
         self._new = False
         self._replace = False
         self._touch = False
+        self._max_age_set = False
         self._due = False
         self._set.clear()
         self._removed.clear()

@@ -18,6 +18,9 @@ from aio_sessions import MemoryStore, Store
 
 from ._services import RedisCluster, RedisServer, unavailable
 
+# Every store as a fixture (kit, server_side, on_disk), for any test module.
+from .kits import kit, on_disk, server_side  # noqa: F401
+
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 

@@ -73,7 +73,7 @@ async def test_late_write_does_not_resurrect_a_logged_out_session(make_client: M
     await client.get("/logout")
     gate.set()
     resp = await slow
-    assert "Max-Age=0" in resp.headers["Set-Cookie"]
+    assert "Set-Cookie" not in resp.headers  # a deletion could only hit a newer login's cookie
     manager = get_manager(client.app)
     assert await manager.get(sid) is None
     assert await manager.count() == 0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from .base import Changes, SessionRecord, Store
+from .base import TTL, Changes, SessionRecord, Store, ttl_of
 from .cookie import EncryptedCookieStore
 from .file import FileStore
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 __all__ = [
+    "TTL",
     "Changes",
     "EncryptedCookieStore",
     "FileStore",
@@ -16,4 +17,5 @@ __all__ = [
     "SQLiteStore",
     "SessionRecord",
     "Store",
+    "ttl_of",
 ]

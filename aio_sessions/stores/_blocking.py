@@ -12,9 +12,10 @@ from typing import TypeVar
 from .._ids import valid_id
 from ..errors import StoreUnavailable
 from ._json import dump_record
-from .base import Changes, SessionRecord, Store, merge
+from .base import TTL, Changes, SessionRecord, Store, adopt, merge, ttl_of
 
 T = TypeVar("T")
+_TOUCH = Changes()
 
 
 class BlockingStore(Store):
@@ -74,22 +75,20 @@ class BlockingStore(Store):
 
     # -- the async API ------------------------------------------------------------------
 
-    def _create(self, record: SessionRecord, ttl: float) -> str:
+    def _create(self, record: SessionRecord, ttl: TTL) -> str:
         with self._transaction():
-            self._write(record, ttl)
+            self._write(record, ttl_of(ttl, record))
         return record.id
 
-    def _update(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
-        """Merge ``changes`` into the stored record; None changes only extend its life."""
+    def _update(self, record: SessionRecord, changes: Changes, ttl: TTL) -> str | None:
+        """Merge ``changes`` into the stored record; empty changes only extend its life."""
         with self._transaction():
             current = self._read(record.id)
             if current is None:
                 return None
-            if changes is None:
-                current.accessed, current.max_age = record.accessed, record.max_age
-                self._write(current, ttl)
-            else:
-                self._write(merge(current, record, changes), ttl)
+            merged = merge(current, record, changes)
+            self._write(merged, ttl_of(ttl, merged))
+        adopt(record, merged)
         return record.id
 
     async def load(self, token: str) -> SessionRecord | None:
@@ -97,14 +96,14 @@ class BlockingStore(Store):
             return None
         return await self._run(lambda: self._read(token))
 
-    async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
+    async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
             dump_record(record)  # fail on unserialisable values before touching storage
             return await self._run(lambda: self._create(record, ttl))
         return await self._run(lambda: self._update(record, changes, ttl))
 
-    async def touch(self, record: SessionRecord, ttl: float) -> str | None:
-        return await self._run(lambda: self._update(record, None, ttl))
+    async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
+        return await self._run(lambda: self._update(record, _TOUCH, ttl))
 
     async def delete(self, session_id: str) -> bool:
         if not valid_id(session_id):

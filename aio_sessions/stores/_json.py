@@ -100,6 +100,8 @@ def dump_record(
         doc["accessed"] = record.accessed
     if record.max_age is not None:
         doc["max_age"] = record.max_age
+    if record.linked is not None:
+        doc["linked"] = record.linked
     if with_id:
         doc["id"] = record.id
     if extra:
@@ -151,6 +153,7 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
     created: Any = doc.get("created")
     accessed: Any = doc.get("accessed")
     max_age: Any = doc.get("max_age")
+    linked: Any = doc.get("linked")
     sid = session_id if session_id is not None else doc.get("id")
     if sid is None:
         sid = new_id()
@@ -159,6 +162,7 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
         or type(created) not in _NUMBER
         or (accessed is not None and type(accessed) not in _NUMBER)
         or (max_age is not None and (type(max_age) not in _NUMBER or max_age <= 0))
+        or (linked is not None and type(linked) not in _NUMBER)
         or type(sid) is not str
     ):
         raise ValueError("session record has the wrong shape")
@@ -168,6 +172,7 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
         int(created),
         None if accessed is None else float(accessed),
         None if max_age is None else int(max_age),
+        None if linked is None else float(linked),
     )
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 
 @dataclass(slots=True)
@@ -15,7 +15,9 @@ class SessionRecord:
     ``created`` is whole epoch seconds, as aiohttp-session writes it. ``accessed`` is the
     last time the session was saved or touched (None for records written by aiohttp-session).
     ``max_age`` is a per-session cookie lifetime that overrides the configured one.
-    ``stamp`` is the store's own: e.g. the raw value it loaded, for optimistic concurrency.
+    ``linked`` is when the session's entry in its user's index may expire (epoch seconds),
+    so the manager knows when to renew it. ``stamp`` is the store's own: e.g. the raw value
+    it loaded, for optimistic concurrency.
     """
 
     id: str
@@ -23,6 +25,7 @@ class SessionRecord:
     created: int
     accessed: float | None = None
     max_age: int | None = None
+    linked: float | None = None
     stamp: Any = field(default=None, repr=False, compare=False)
 
 
@@ -36,6 +39,19 @@ class Changes:
 
     set: Mapping[str, Any] = field(default_factory=dict)
     removed: frozenset[str] = frozenset()
+    #: True when the request set ``max_age``: only then is the stored one replaced, so a
+    #: concurrent request cannot roll back a "remember me".
+    max_age: bool = False
+
+
+#: A record's TTL in seconds, or a function of the record as finally stored (after a merge
+#: with what other requests wrote, whose ``max_age`` may differ from the caller's).
+TTL: TypeAlias = "float | Callable[[SessionRecord], float]"
+
+
+def ttl_of(ttl: TTL, record: SessionRecord) -> float:
+    """The TTL in seconds for ``record`` as it is about to be stored."""
+    return ttl if isinstance(ttl, (int, float)) else ttl(record)
 
 
 class Store(ABC):
@@ -56,18 +72,20 @@ class Store(ABC):
         """Return the live record for a cookie value, or None (unknown, expired, corrupt)."""
 
     @abstractmethod
-    async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
+    async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         """Store a session and return the cookie value for it.
 
         ``changes`` None creates or replaces the record with ``record.data``. Otherwise the
-        changes are merged atomically into the stored data; when the record no longer exists
-        (invalidated or expired meanwhile) nothing is written and None is returned, so a
-        logged-out session is never brought back by a late request.
+        changes are merged atomically into the stored data (``merge``); when the record no
+        longer exists (invalidated or expired meanwhile) nothing is written and None is
+        returned, so a logged-out session is never brought back by a late request. After a
+        merge, ``record.max_age`` and ``record.linked`` are set to what was stored.
         """
 
     @abstractmethod
-    async def touch(self, record: SessionRecord, ttl: float) -> str | None:
-        """Extend a session's lifetime and record ``record.accessed``; None if it is gone."""
+    async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
+        """Extend a session's lifetime and record ``record.accessed``, keeping the stored data
+        and ``max_age`` (copied into ``record``); None if it is gone."""
 
     @abstractmethod
     async def delete(self, session_id: str) -> bool:
@@ -103,7 +121,11 @@ class Store(ABC):
 
 
 def merge(current: SessionRecord, record: SessionRecord, changes: Changes) -> SessionRecord:
-    """Apply one request's changes to the record a store holds now."""
+    """Apply one request's changes to the record a store holds now.
+
+    The stored ``max_age`` is kept unless this request set one; ``linked`` keeps the later of
+    the two. Empty changes are a touch: only ``accessed`` moves.
+    """
     data = dict(current.data)
     for key in changes.removed:
         data.pop(key, None)
@@ -113,5 +135,18 @@ def merge(current: SessionRecord, record: SessionRecord, changes: Changes) -> Se
         data=data,
         created=current.created,
         accessed=record.accessed,
-        max_age=record.max_age,
+        max_age=record.max_age if changes.max_age else current.max_age,
+        linked=later(current.linked, record.linked),
     )
+
+
+def later(a: float | None, b: float | None) -> float | None:
+    """The later of two optional times."""
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
+
+
+def adopt(record: SessionRecord, stored: SessionRecord) -> None:
+    """Tell the caller's record what a merge stored: its lifetime fields."""
+    record.max_age, record.linked = stored.max_age, stored.linked

@@ -16,7 +16,7 @@ from typing import NoReturn
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from ._json import dump_record, parse, record_from_doc
-from .base import Changes, SessionRecord, Store
+from .base import TTL, Changes, SessionRecord, Store
 
 log = logging.getLogger("aio_sessions")
 
@@ -96,10 +96,10 @@ class EncryptedCookieStore(Store):
             record.accessed = float(self._fernet.extract_timestamp(token.encode("utf-8")))
         return record
 
-    async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
+    async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         return self._encrypt(record)
 
-    async def touch(self, record: SessionRecord, ttl: float) -> str | None:
+    async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
         return self._encrypt(record)
 
     def _encrypt(self, record: SessionRecord) -> str:

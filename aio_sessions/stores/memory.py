@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._json import copy_decoded, decode, dump_data
-from .base import Changes, SessionRecord, Store
+from .base import TTL, Changes, SessionRecord, Store, later, ttl_of
 
 
 @dataclass(slots=True)
@@ -19,6 +19,7 @@ class _Entry:
     created: int
     accessed: float | None
     max_age: int | None
+    linked: float | None
 
 
 class MemoryStore(Store):
@@ -51,9 +52,14 @@ class MemoryStore(Store):
             return None
         return entry
 
-    def _put(self, session_id: str, entry: _Entry, ttl: float) -> str:
+    def _put(self, record: SessionRecord, entry: _Entry, ttl: TTL) -> str:
+        """Store ``entry`` as the record's latest state; the record learns what was kept."""
+        session_id = record.id
+        entry.accessed = record.accessed
+        entry.linked = later(entry.linked, record.linked)
+        record.max_age, record.linked = entry.max_age, entry.linked
         now = time.monotonic()
-        entry.expires = now + ttl
+        entry.expires = now + ttl_of(ttl, record)
         self._items.pop(session_id, None)  # re-inserted last: the order is least recent first
         self._items[session_id] = entry
         if now >= self._next_sweep:
@@ -79,11 +85,14 @@ class MemoryStore(Store):
         if entry is None:
             return None
         data = copy_decoded(entry.data)
-        return SessionRecord(token, data, entry.created, entry.accessed, entry.max_age)
+        return SessionRecord(
+            token, data, entry.created, entry.accessed, entry.max_age, entry.linked
+        )
 
-    async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
+    async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
-            entry = _Entry(0.0, _as_stored(record.data), record.created, None, None)
+            stored = _as_stored(record.data)
+            entry = _Entry(0.0, stored, record.created, None, record.max_age, record.linked)
         else:
             found = self._entry(record.id)
             if found is None:
@@ -93,15 +102,15 @@ class MemoryStore(Store):
             for key in changes.removed:
                 entry.data.pop(key, None)
             entry.data.update(written)
-        entry.accessed, entry.max_age = record.accessed, record.max_age
-        return self._put(record.id, entry, ttl)
+            if changes.max_age:
+                entry.max_age = record.max_age
+        return self._put(record, entry, ttl)
 
-    async def touch(self, record: SessionRecord, ttl: float) -> str | None:
+    async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
         entry = self._entry(record.id)
         if entry is None:
             return None
-        entry.accessed, entry.max_age = record.accessed, record.max_age
-        return self._put(record.id, entry, ttl)
+        return self._put(record, entry, ttl)
 
     async def delete(self, session_id: str) -> bool:
         return self._items.pop(session_id, None) is not None

@@ -24,22 +24,19 @@ from redis.asyncio import Redis, RedisCluster
 from .._ids import valid_id
 from ..errors import StoreUnavailable
 from ._json import dump_data, dump_record, load_record
-from .base import Changes, SessionRecord, Store, merge
+from .base import TTL, Changes, SessionRecord, Store, adopt, merge, ttl_of
 
 log = logging.getLogger("aio_sessions")
 
-# KEYS[1]: the session. ARGV: the value loaded, the new value, TTL in ms, "save" or "touch".
-# Returns nil when the session is gone, 1 when written, else the current value (a conflict;
-# for a touch the other writer's value is kept and only its lifetime is extended).
+# KEYS[1]: the session. ARGV: the value loaded, the new value, TTL in ms.
+# Returns nil when the session is gone, 1 when written, else the current value (a conflict:
+# the merge is redone on it, so a touch too keeps what another request wrote, its max_age
+# included, and takes its TTL from that).
 _CAS = """
 local current = redis.call('GET', KEYS[1])
 if not current then return false end
 if current == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-if ARGV[4] == 'touch' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return 1
 end
 return current
@@ -53,6 +50,8 @@ redis.call('SADD', KEYS[1], ARGV[1])
 if ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
+
+_TOUCH = Changes()
 
 # A batch of saves retries at most this often when other processes keep writing the session.
 _MAX_ATTEMPTS = 16
@@ -175,13 +174,23 @@ class RedisStore(Store):
                 if not future.done():
                     future.set_result(value)
 
-    async def save(self, record: SessionRecord, changes: Changes | None, ttl: float) -> str | None:
+    async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
             raw = dump_record(record)
-            await self._call(self.client.set(self._key(record.id), raw, px=_ms(ttl)))
+            await self._call(
+                self.client.set(self._key(record.id), raw, px=_ms(ttl_of(ttl, record)))
+            )
             record.stamp = raw
             return record.id
         dump_data(dict(changes.set))  # a bad value fails its own request, not a whole batch
+        return await self._enqueue(record, changes, ttl)
+
+    async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
+        # A merge of nothing: one compare-and-set that also keeps a concurrent writer's data.
+        return await self._enqueue(record, _TOUCH, ttl)
+
+    async def _enqueue(self, record: SessionRecord, changes: Changes, ttl: TTL) -> str | None:
+        """Hand a merge to the session's writer task and wait for its outcome."""
         waiter = _Waiter(record, changes, ttl, asyncio.get_running_loop().create_future())
         queue = self._writing.get(record.id)
         if queue is None:
@@ -225,7 +234,6 @@ class RedisStore(Store):
     ) -> tuple[str | None, str | bytes | None]:
         """Merge a batch into the stored session; the result and the value now stored."""
         key = self._key(session_id)
-        ms = _ms(max(waiter.ttl for waiter in batch))
         if expected is None:
             expected = await self._call(self.client.get(key))
         for attempt in range(_MAX_ATTEMPTS):
@@ -235,28 +243,16 @@ class RedisStore(Store):
             for waiter in batch:
                 current = merge(current, waiter.record, waiter.changes)
             raw = dump_record(current)
-            result = await self._call(self._cas(keys=[key], args=[expected, raw, ms, "save"]))
+            ms = max(_ms(ttl_of(waiter.ttl, current)) for waiter in batch)
+            result = await self._call(self._cas(keys=[key], args=[expected, raw, ms]))
             if result == 1:
                 for waiter in batch:
                     waiter.record.stamp = raw
+                    adopt(waiter.record, current)
                 return session_id, raw
             expected = result  # another process wrote: merge again on its value
             await asyncio.sleep(random.uniform(0, 0.001 * attempt))  # noqa: S311 - jitter only
         raise StoreUnavailable("redis: too many concurrent writers on one session")
-
-    async def touch(self, record: SessionRecord, ttl: float) -> str | None:
-        key = self._key(record.id)
-        if record.stamp is None:
-            ok = await self._call(self.client.pexpire(key, _ms(ttl)))
-            return record.id if ok else None
-        raw = dump_record(record)
-        result = await self._call(
-            self._cas(keys=[key], args=[record.stamp, raw, _ms(ttl), "touch"])
-        )
-        if result is None:
-            return None
-        record.stamp = raw
-        return record.id
 
     async def delete(self, session_id: str) -> bool:
         if not valid_id(session_id):
@@ -334,7 +330,7 @@ class RedisStore(Store):
 class _Waiter:
     record: SessionRecord
     changes: Changes
-    ttl: float
+    ttl: TTL
     future: asyncio.Future[str | None]
 
 
