@@ -217,3 +217,69 @@ async def test_session_middleware_aiohttp_session_style(aiohttp_client: object) 
     # ...once, and keeps working for the responses the handler returns.
     resp = await client.get("/")
     assert json.loads(await resp.text()) == {"hits": 2}
+
+
+async def test_session_middleware_alone_warns_before_losing_a_stream(
+    aiohttp_client: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The aiohttp-session habit never loses a session silently: it says what is missing."""
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        session = await get_session(request)
+        session["streamed"] = True
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(b"data")
+        return resp
+
+    app = web.Application(middlewares=[aio_sessions.session_middleware()])
+    app.router.add_get("/stream", stream)
+    client = await aiohttp_client(app)  # type: ignore[operator]
+    with pytest.warns(RuntimeWarning, match=r"setup\(app"):
+        resp = await client.get("/stream")
+    assert await resp.read() == b"data"
+    assert "aio_sessions.setup" in caplog.text
+    caplog.clear()
+    await client.get("/stream")  # once: the second request is quiet
+    assert "on_response_prepare" not in caplog.text
+
+
+async def test_session_middleware_with_its_hook_keeps_a_stream(aiohttp_client: object) -> None:
+    async def stream(request: web.Request) -> web.StreamResponse:
+        session = await get_session(request)
+        session["n"] = session.get("n", 0) + 1
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(json.dumps(dict(session)).encode())
+        return resp
+
+    middleware = aio_sessions.session_middleware()
+    app = web.Application(middlewares=[middleware])
+    app.on_response_prepare.append(middleware.on_response_prepare)
+    app.router.add_get("/stream", stream)
+    client = await aiohttp_client(app)  # type: ignore[operator]
+    await client.get("/stream")
+    resp = await client.get("/stream")
+    assert json.loads(await resp.read()) == {"n": 2}
+
+
+async def test_sub_app_handlers_reach_the_manager(aiohttp_client: object) -> None:
+    async def whoami(request: web.Request) -> web.Response:
+        manager = aio_sessions.get_manager(request)
+        session = await get_session(request)
+        session["user"] = "alice"
+        await session.save()
+        return web.json_response({"count": await manager.count()})
+
+    api = web.Application()
+    api.router.add_get("/me", whoami)
+    app = web.Application()
+    manager = aio_sessions.setup(app)
+    app.add_subapp("/api", api)
+    client = await aiohttp_client(app)  # type: ignore[operator]
+    resp = await client.get("/api/me")
+    assert resp.status == 200
+    assert await resp.json() == {"count": 1}
+    assert await manager.logout_user("alice") == 1
+    with pytest.raises(RuntimeError, match=r"get_manager\(request\)"):
+        aio_sessions.get_manager(api)
