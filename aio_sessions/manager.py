@@ -18,6 +18,8 @@ log = logging.getLogger("aio_sessions")
 
 # Browsers cap a cookie at 4096 bytes; anything longer is not ours.
 _MAX_TOKEN = 4096
+# Same-name cookies worth a store lookup: a cookie or two of other paths, never hundreds.
+_MAX_TRIED = 4
 
 
 class SessionManager:
@@ -39,9 +41,13 @@ class SessionManager:
         """The session for the incoming cookie values: the first that names a live session,
         else a fresh one. Several values come from same-name cookies of other paths."""
         now = 0.0
+        tried: list[str] = []
         for token in tokens:
-            if not token or len(token) > _MAX_TOKEN:
+            if not token or len(token) > _MAX_TOKEN or token in tried:
                 continue
+            if len(tried) == _MAX_TRIED:  # a header stuffed with values costs no more
+                break
+            tried.append(token)
             now = now or time.time()
             record = await self._load_live(token, now)
             if record is not None:

@@ -224,3 +224,16 @@ async def test_rolling_sends_the_cookie_on_every_response(
         resp = await client.get("/read")
         [cookie] = resp.headers.getall("Set-Cookie")
         assert ("Max-Age=60" in cookie) == ("max_age" in options)
+
+
+async def test_a_header_stuffed_with_same_name_cookies_costs_a_few_lookups(
+    make_client: MakeClient,
+) -> None:
+    from .conftest import CountingStore
+
+    store = CountingStore()
+    client = await make_client(("GET", "/me", whoami), store=store)
+    values = [f"{i:043d}" for i in range(100)]  # well-formed ids, none live, ~6 KB
+    resp = await with_cookies(client, "/me", *values, *values[:3])
+    assert resp.status == 200
+    assert store.calls.count("load") == 4
