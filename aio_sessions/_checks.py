@@ -1,0 +1,97 @@
+"""Argument checks whose errors name the value, its type and what to write instead.
+
+A wrong type raises TypeError, a value of the right type that cannot work ValueError, both
+where the argument is given (``setup``, a store's constructor), never on a later request.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Sequence
+
+# Names other libraries (mostly aiohttp-session's storages) use, with what to write here.
+_HINTS = {
+    "encoder": "records are always aiohttp-session's JSON: leave encoder out",
+    "decoder": "records are always aiohttp-session's JSON: leave decoder out",
+    "key_factory": "session ids are always secrets.token_urlsafe(32): leave key_factory out",
+    "storage": "pass the store as the second argument: setup(app, store)",
+    "secret_key": "the key belongs to the store: setup(app, EncryptedCookieStore(secret_key))",
+    "redis_pool": "the client belongs to the store: setup(app, RedisStore(client))",
+    "expires": "the cookie lifetime is max_age, in seconds: max_age=3600",
+    "timeout": "write idle_timeout=1800 (seconds without a request) or absolute_timeout=86400",
+}
+
+_MAX_SHOWN = 100
+# The password of a URL such as redis://user:password@host, kept out of messages.
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def describe(name: str, value: object, expected: str, fix: str, *, secret: bool = False) -> str:
+    """The one form of every argument error: ``name=value (type): expected ..., fix``.
+
+    ``secret`` hides the value (a key) and shows only its length; URL passwords are hidden.
+    """
+    if not secret:
+        shown = _URL_PASSWORD.sub(r"\1***@", repr(value))
+        if len(shown) > _MAX_SHOWN:
+            shown = shown[: _MAX_SHOWN - 3] + "..."
+    elif isinstance(value, (str, bytes, bytearray)):
+        shown = f"<hidden, length {len(value)}>"
+    else:
+        shown = "<hidden>"
+    if isinstance(value, type):
+        shown, kind = value.__qualname__, "class"
+    elif type(value).__module__ == "builtins":
+        kind = type(value).__qualname__
+    else:
+        kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    return f"{name}={shown} ({kind}): expected {expected}, {fix}"
+
+
+def unknown_option(
+    owner: str, name: str, value: object, valid: Sequence[str], otherwise: str
+) -> TypeError:
+    """The error for an option ``owner`` does not take: a pointed hint, the closest valid
+    name, or ``otherwise``."""
+    secret = "secret" in name or "password" in name
+    hint = _HINTS.get(name)
+    if hint is None:
+        close = difflib.get_close_matches(name, valid, n=1) or [v for v in valid if name in v]
+        example = "..." if secret else repr(value)
+        hint = f"did you mean {close[0]}={example}?" if close else otherwise
+    expected = f"an option of {owner}: {', '.join(valid)}" if valid else f"an option of {owner}"
+    return TypeError(describe(name, value, expected, hint, secret=secret))
+
+
+def check_positive(
+    name: str, value: object, *, whole: bool, unit: str, example: str, optional: bool = True
+) -> None:
+    """A positive, finite number of ``unit`` (a whole one when ``whole``), or None."""
+    if value is None and optional:
+        return
+    expected = f"a positive {'whole ' if whole else ''}number of {unit}"
+    if optional:
+        expected += " or None"
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError(describe(name, value, expected, f"e.g. {example}"))
+    if not 0 < value < math.inf:  # also refuses NaN
+        raise ValueError(describe(name, value, expected, f"e.g. {example}"))
+
+
+def check_bool(name: str, value: object, *, optional: bool = False) -> None:
+    """True or False (or None when ``optional``)."""
+    if isinstance(value, bool) or (optional and value is None):
+        return
+    expected = "True, False or None" if optional else "True or False"
+    raise TypeError(describe(name, value, expected, f"e.g. {name}=True"))
+
+
+def check_str(name: str, value: object, example: str, *, optional: bool = False) -> None:
+    """A string (or None when ``optional``)."""
+    if isinstance(value, str) or (optional and value is None):
+        return
+    expected = "a string or None" if optional else "a string"
+    raise TypeError(describe(name, value, expected, f"e.g. {example}"))
