@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+#: aiohttp-session's storage arguments that are ``setup()`` options here.
+COOKIE_OPTIONS = ("cookie_name", "domain", "max_age", "path", "secure", "httponly", "samesite")
 
 # Names other libraries (mostly aiohttp-session's storages) use, with what to write here.
 _HINTS = {
@@ -65,6 +69,28 @@ def unknown_option(
     return TypeError(describe(name, value, expected, hint, secret=secret))
 
 
+def refuse_options(
+    store: str, options: Mapping[str, object], valid: Sequence[str] | None = ()
+) -> None:
+    """Refuse options given to a store's constructor ``store`` (a call such as
+    ``"RedisStore(client)"``) that belong elsewhere: aiohttp-session's storages take the
+    cookie options, ours leave them to ``setup()``.
+
+    ``valid`` names the keywords the constructor takes; None lets other names pass on.
+    """
+    cookie = {name: value for name, value in options.items() if name in COOKIE_OPTIONS}
+    if cookie:
+        name, value = next(iter(cookie.items()))
+        moved = ", ".join(f"{k}={v!r}" for k, v in cookie.items())
+        expected = f"in setup(), which takes the cookie options, not in {store}"
+        raise TypeError(describe(name, value, expected, f"e.g. setup(app, {store}, {moved})"))
+    owner = store.split("(")[0] + "()"
+    for name, value in options.items():
+        if valid is not None or name in _HINTS:
+            otherwise = "cookie and timeout options go to setup(): see docs/options.md"
+            raise unknown_option(owner, name, value, valid or (), otherwise)
+
+
 def check_positive(
     name: str, value: object, *, whole: bool, unit: str, example: str, optional: bool = True
 ) -> None:
@@ -95,3 +121,12 @@ def check_str(name: str, value: object, example: str, *, optional: bool = False)
         return
     expected = "a string or None" if optional else "a string"
     raise TypeError(describe(name, value, expected, f"e.g. {example}"))
+
+
+def check_path(name: str, value: object, example: str) -> None:
+    """A file system path: a non-empty ``str`` or ``os.PathLike``."""
+    expected = "a path (str or pathlib.Path)"
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(describe(name, value, expected, f"e.g. {example}"))
+    if not os.fspath(value):
+        raise ValueError(describe(name, value, "a non-empty path", f"e.g. {example}"))
