@@ -25,6 +25,9 @@ _SAMESITE = ("Strict", "Lax", "None")
 _COOKIE_LIMIT = 4096
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _NOT_TOKEN = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+# Browsers drop cookies with these name prefixes unless they are Secure; __Host- cookies also
+# need Path=/ and no Domain (RFC 6265bis; the prefixes match case-insensitively).
+_SECURE_PREFIXES = ("__secure-", "__host-")
 # A host name: dot-separated labels of letters, digits, '-' and '_'.
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOST = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
@@ -232,6 +235,8 @@ class SessionConfig:
     _lifetime: float = field(init=False, repr=False, compare=False, default=0.0)
     _touch_every: float = field(init=False, repr=False, compare=False, default=0.0)
     _cookie_attrs: str = field(init=False, repr=False, compare=False, default="")
+    # True when every cookie must be Secure, False when none may be, None: by request.
+    _secure: bool | None = field(init=False, repr=False, compare=False, default=None)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SessionConfig:
@@ -255,9 +260,7 @@ class SessionConfig:
         _check_samesite(self.samesite)
         check_str("user_key", self.user_key, "user_key='user'", optional=True)
         object.__setattr__(self, "ws_origins", check_origins("ws_origins", self.ws_origins))
-        if self.samesite == "None" and self.secure is False:
-            expected = "None or True with samesite='None': browsers drop such cookies unless Secure"
-            raise ValueError(describe("secure", self.secure, expected, "e.g. secure=None"))
+        self._check_secure_cookie()
         limits = [t for t in (self.idle_timeout, self.max_age) if t is not None]
         object.__setattr__(self, "_lifetime", min(limits) if limits else DEFAULT_LIFETIME)
         if self.idle_timeout is not None:
@@ -270,6 +273,30 @@ class SessionConfig:
         if self.samesite is not None:
             attrs += f"; SameSite={self.samesite}"
         object.__setattr__(self, "_cookie_attrs", attrs)
+
+    def _check_secure_cookie(self) -> None:
+        """Refuse what makes browsers drop the cookie: SameSite=None or a __Secure-/__Host-
+        name without Secure, a __Host- name with a Domain or another Path than '/'.
+        Such cookies are then always sent Secure, whatever the request's scheme."""
+        name = self.cookie_name
+        prefixed = name.lower().startswith(_SECURE_PREFIXES)
+        if self.samesite != "None" and not prefixed:
+            object.__setattr__(self, "_secure", self.secure)
+            return
+        needs = f"cookie_name={name!r}" if prefixed else "samesite='None'"
+        if self.secure is False:
+            expected = f"None or True with {needs}: browsers drop such cookies unless Secure"
+            raise ValueError(describe("secure", self.secure, expected, "e.g. secure=None"))
+        if name.lower().startswith("__host-"):
+            renamed = f"cookie_name='__Secure-{name[len('__Host-') :]}'"
+            if self.domain is not None:
+                expected = f"None with {needs}: browsers drop __Host- cookies that name a Domain"
+                raise ValueError(describe("domain", self.domain, expected, f"e.g. {renamed}"))
+            if self.path != "/":
+                expected = f"'/' with {needs}: browsers drop __Host- cookies with another Path"
+                fix = f"e.g. path='/' or {renamed}"
+                raise ValueError(describe("path", self.path, expected, fix))
+        object.__setattr__(self, "_secure", True)
 
     # -- lifetimes ------------------------------------------------------------------
 
@@ -328,8 +355,9 @@ class SessionConfig:
         return request.scheme
 
     def is_secure(self, request: web.BaseRequest) -> bool:
-        if self.secure is not None:
-            return self.secure
+        """Whether the cookie gets Secure: as the options force it, else on HTTPS requests."""
+        if self._secure is not None:
+            return self._secure
         return self.scheme(request) == "https"
 
     def own_origin(self, request: web.BaseRequest) -> str:

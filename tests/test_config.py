@@ -182,6 +182,64 @@ def test_ws_origins_are_normalised() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("options", "value", "fix"),
+    [
+        ({"samesite": "None", "secure": False}, "secure=False (bool)", "e.g. secure=None"),
+        ({"cookie_name": "__Secure-sid", "secure": False}, "secure=False (bool)", "secure=None"),
+        ({"cookie_name": "__Host-sid", "secure": False}, "secure=False (bool)", "secure=None"),
+        (
+            {"cookie_name": "__Host-sid", "domain": "example.com"},
+            "domain='example.com' (str)",
+            "e.g. cookie_name='__Secure-sid'",
+        ),
+        ({"cookie_name": "__host-sid", "path": "/app"}, "path='/app' (str)", "e.g. path='/'"),
+    ],
+)
+def test_cookies_browsers_would_drop_fail_at_setup(
+    options: dict[str, Any], value: str, fix: str
+) -> None:
+    """SameSite=None and the __Secure-/__Host- names need Secure; __Host- also Path=/ and no
+    Domain. Browsers drop such cookies without a word: refuse them at setup instead."""
+    raises(ValueError, value, fix, **options)
+
+
+async def logout(request: web.Request) -> web.Response:
+    (await aio_sessions.get_session(request)).invalidate()
+    return web.Response()
+
+
+@pytest.mark.parametrize("secure", [None, True])
+@pytest.mark.parametrize(
+    "options",
+    [{"samesite": "None"}, {"cookie_name": "__Secure-sid"}, {"cookie_name": "__Host-sid"}],
+    ids=["samesite-none", "secure-prefix", "host-prefix"],
+)
+async def test_cookies_that_need_secure_always_carry_it(
+    make_client: MakeClient, options: dict[str, Any], secure: bool | None
+) -> None:
+    """Over plain http, and behind a TLS proxy not trusted: the set and the delete headers."""
+    client = await make_client(("POST", "/logout", logout), secure=secure, **options)
+    name = options.get("cookie_name", "AIOHTTP_SESSION")
+    for headers in ({}, {"X-Forwarded-Proto": "https"}):
+        resp = await client.get("/count", headers=headers)
+        set_cookie = resp.headers["Set-Cookie"]
+        assert "; Secure" in set_cookie
+        # The client keeps Secure cookies to itself over http: send this one by hand.
+        cookie = f"{name}={resp.cookies[name].value}"
+        resp = await client.post("/logout", headers={**headers, "Cookie": cookie})
+        deleted = resp.headers["Set-Cookie"]
+        assert "Max-Age=0" in deleted
+        assert "; Secure" in deleted
+        for header in (set_cookie, deleted):
+            assert header.startswith(f"{name}=")
+            if "samesite" in options:
+                assert "SameSite=None" in header
+            if name.startswith("__Host-"):
+                assert "Path=/;" in header
+                assert "Domain" not in header
+
+
 async def test_cookie_options(make_client: MakeClient) -> None:
     client = await make_client(
         cookie_name="sid",
