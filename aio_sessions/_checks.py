@@ -10,7 +10,7 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 
 #: aiohttp-session's storage arguments that are ``setup()`` options here.
 COOKIE_OPTIONS = ("cookie_name", "domain", "max_age", "path", "secure", "httponly", "samesite")
@@ -30,18 +30,21 @@ _HINTS = {
 _MAX_SHOWN = 100
 # The password of a URL such as redis://user:password@host, kept out of messages.
 _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+# Names whose values are kept out of messages, whatever the caller says.
+_SECRET_NAME = re.compile(r"secret|passw", re.IGNORECASE)
 
 
 def describe(name: str, value: object, expected: str, fix: str, *, secret: bool = False) -> str:
     """The one form of every argument error: ``name=value (type): expected ..., fix``.
 
-    ``secret`` hides the value (a key) and shows only its length; URL passwords are hidden.
+    ``secret`` (implied by a name such as ``secret_key`` or ``password``) hides the value and
+    shows only its length; passwords in URLs are hidden too.
     """
-    if not secret:
+    if not (secret or _SECRET_NAME.search(name)):
         shown = _URL_PASSWORD.sub(r"\1***@", repr(value))
         if len(shown) > _MAX_SHOWN:
             shown = shown[: _MAX_SHOWN - 3] + "..."
-    elif isinstance(value, (str, bytes, bytearray)):
+    elif isinstance(value, Sized):
         shown = f"<hidden, length {len(value)}>"
     else:
         shown = "<hidden>"
@@ -59,14 +62,13 @@ def unknown_option(
 ) -> TypeError:
     """The error for an option ``owner`` does not take: a pointed hint, the closest valid
     name, or ``otherwise``."""
-    secret = "secret" in name or "password" in name
     hint = _HINTS.get(name)
     if hint is None:
         close = difflib.get_close_matches(name, valid, n=1) or [v for v in valid if name in v]
-        example = "..." if secret else repr(value)
+        example = "..." if _SECRET_NAME.search(name) else repr(value)
         hint = f"did you mean {close[0]}={example}?" if close else otherwise
     expected = f"an option of {owner}: {', '.join(valid)}" if valid else f"an option of {owner}"
-    return TypeError(describe(name, value, expected, hint, secret=secret))
+    return TypeError(describe(name, value, expected, hint))
 
 
 def refuse_options(

@@ -72,10 +72,27 @@ def test_store_must_be_a_store_instance(build: str, store: Any, value: str, fix:
         raises(TypeError, lambda: aio_sessions.session_middleware(store), value, fix)
 
 
-def test_store_url_password_is_hidden() -> None:
-    call = lambda: aio_sessions.setup(web.Application(), "redis://:pw@db")  # type: ignore[arg-type]  # noqa: E731
-    message = raises(TypeError, call, "redis://:***@db")
-    assert ":pw@" not in message
+@pytest.mark.parametrize(
+    ("call", "shown"),
+    [
+        (
+            lambda: aio_sessions.setup(web.Application(), "redis://:hunter2@db"),  # type: ignore[arg-type]
+            "store='redis://:***@db' (str)",
+        ),
+        (
+            lambda: RedisStore.from_url("redis://localhost", passwrd="hunter2"),
+            "passwrd=<hidden, length 7> (str)",
+        ),
+        (
+            lambda: aio_sessions.setup(web.Application(), secret="hunter2"),
+            "secret=<hidden, length 7> (str)",
+        ),
+    ],
+    ids=["store-url", "redis-option", "setup-option"],
+)
+def test_secrets_stay_out_of_messages(call: Callable[[], object], shown: str) -> None:
+    message = raises(TypeError, call, shown)
+    assert "hunter2" not in message
 
 
 def test_setup_needs_an_application() -> None:
@@ -314,7 +331,7 @@ def test_store_constructors_refuse_unknown_options(
         (
             lambda: EncryptedCookieStore([]),
             ValueError,
-            "secret_key=[] (list)",
+            "secret_key=<hidden, length 0> (list)",
             "e.g. EncryptedCookieStore(Fernet.generate_key())",
         ),
     ],

@@ -136,7 +136,8 @@ class RedisStore(Store):
             name = next((k for k in kwargs if f"'{k}'" in str(exc)), "kwargs")
             expected = "a connection option of redis.asyncio.Redis.from_url"
             fix = f"see redis-py's connection options ({exc})"
-            raise TypeError(describe(name, kwargs.get(name, kwargs), expected, fix)) from None
+            value = kwargs.get(name, sorted(kwargs))  # the names only: values may be secrets
+            raise TypeError(describe(name, value, expected, fix)) from None
         store = cls(client, key_prefix=key_prefix)
         store._owns_client = True
         return store
