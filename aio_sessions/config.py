@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
+import ipaddress
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from email.utils import formatdate
 from http.cookies import SimpleCookie
+from typing import Any
 
 from aiohttp import hdrs, web
 from yarl import URL
 
+from ._checks import check_bool, check_positive, check_str, describe, unknown_option
 from .errors import CookieTooLarge
-from .stores.base import SessionRecord
+from .stores.base import SessionRecord, Store
 
 #: Server-side lifetime of a session when neither ``idle_timeout`` nor ``max_age`` is set.
 DEFAULT_LIFETIME = 14 * 24 * 3600
@@ -22,6 +27,34 @@ _SAMESITE = ("Strict", "Lax", "None")
 _COOKIE_LIMIT = 4096
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_NOT_TOKEN = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+# Browsers drop cookies with these name prefixes unless they are Secure; __Host- cookies also
+# need Path=/ and no Domain (RFC 6265bis; the prefixes match case-insensitively).
+_SECURE_PREFIXES = ("__secure-", "__host-")
+# A host name: dot-separated labels of letters, digits, '-' and '_'.
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOST = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
+# What may not be in a Path attribute: the attribute separator and control characters.
+_NOT_IN_PATH = re.compile(r"[;\x00-\x1f\x7f]")
+_EXAMPLE_ORIGIN = "https://app.example.com"
+_ORIGIN = "an origin, scheme://host[:port] with scheme http or https"
+_TIMEOUTS = {"idle_timeout": "idle_timeout=1800", "absolute_timeout": "absolute_timeout=86400"}
+_FLAGS = (
+    "rolling",
+    "renew",
+    "httponly",
+    "save_uninitialized",
+    "trust_proxy",
+    "ws_allow_missing_origin",
+)
+# aiohttp-session's storages, and the store that replaces each.
+_STORE_FOR = {
+    "EncryptedCookieStorage": "EncryptedCookieStore(secret_key), which reads its cookies",
+    "RedisStorage": "RedisStore(client), which reads its Redis keys",
+    "NaClCookieStorage": "EncryptedCookieStore(secret_key) (Fernet: NaCl cookies are not read)",
+    "SimpleCookieStorage": "EncryptedCookieStore(secret_key) (a plain cookie can be forged)",
+    "MemcachedStorage": "RedisStore(client) or SQLiteStore(path) (there is no Memcached store)",
+}
 
 
 def normalize_origin(origin: str) -> str:
@@ -37,11 +70,148 @@ def normalize_origin(origin: str) -> str:
     return str(url.origin()).lower()
 
 
+def check_origins(name: str, value: Iterable[str]) -> tuple[str, ...]:
+    """Allowed WebSocket origins, normalised: each ``scheme://host[:port]``, http or https.
+
+    They are compared with the ``Origin`` header, so a bare host or a ws:// URL could never
+    match: such a list would refuse every handshake.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        fix = [(isinstance(value, str) and _suggest_origin(value)) or _EXAMPLE_ORIGIN]
+        raise TypeError(describe(name, value, "a list of origins", f"e.g. {name}={fix!r}"))
+    return tuple(_check_origin(f"{name}[{i}]", origin) for i, origin in enumerate(value))
+
+
+def _check_origin(name: str, origin: object) -> str:
+    if not isinstance(origin, str):
+        raise TypeError(describe(name, origin, _ORIGIN, f"e.g. {_EXAMPLE_ORIGIN!r}"))
+    problem = _origin_problem(origin)
+    if problem is None:
+        return normalize_origin(origin)
+    guess = _suggest_origin(origin)
+    fix = f"did you mean {guess!r}?" if guess else f"e.g. {_EXAMPLE_ORIGIN!r}"
+    raise ValueError(describe(name, origin, problem, fix))
+
+
+def _origin_problem(origin: str) -> str | None:
+    """What is wrong with an allowed origin, as what was expected instead; None if nothing."""
+    if origin == "null":
+        return f"{_ORIGIN}; 'null' cannot be allowed, as any sandboxed or file:// page sends it"
+    try:
+        url = URL(origin)
+    except ValueError:
+        return _ORIGIN
+    if url.scheme in ("ws", "wss"):
+        return "an http or https origin: browsers send the page's origin, never ws:// or wss://"
+    if "://" not in origin or url.scheme not in ("http", "https") or not _is_host(url.raw_host):
+        return _ORIGIN
+    if url.raw_path not in ("", "/") or url.raw_query_string or url.raw_fragment or url.raw_user:
+        return f"{_ORIGIN}, without path, query or user"
+    return None
+
+
+def _is_host(host: str | None) -> bool:
+    """A host name or an IP address (an origin may name an IPv6 one)."""
+    if host is None:
+        return False
+    if _HOST.fullmatch(host):
+        return True
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _suggest_origin(text: str) -> str | None:
+    """The origin a wrong one probably meant (https when it has no scheme), if any."""
+    scheme, sep, rest = text.strip().partition("://")
+    if not sep:
+        scheme, rest = "https", text.strip()
+    scheme = {"ws": "http", "wss": "https"}.get(scheme.lower(), scheme.lower())
+    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2].lower()
+    candidate = f"{scheme}://{host}"
+    return candidate if text != "null" and _origin_problem(candidate) is None else None
+
+
+def _check_domain(domain: str | None) -> None:
+    """A bare host as the Domain attribute takes it; browsers drop cookies with anything else."""
+    check_str("domain", domain, "domain='example.com'", optional=True)
+    if domain is None or _HOST.fullmatch(domain.removeprefix(".")):
+        return
+    guess = _suggest_domain(domain)
+    fix = f"did you mean domain={guess!r}?" if guess else "e.g. domain='example.com'"
+    expected = "a bare host such as 'example.com' or '.example.com': no scheme, path or port"
+    raise ValueError(describe("domain", domain, expected, fix))
+
+
+def _suggest_domain(text: str) -> str | None:
+    """The host a wrong domain probably meant: without scheme, user, port, path or spaces."""
+    text = "".join(text.split())
+    rest = text.partition("://")[2] or text
+    host = re.split(r"[/?#;:]", rest.rpartition("@")[2], maxsplit=1)[0]
+    try:
+        host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    return host if _HOST.fullmatch(host.removeprefix(".")) else None
+
+
+def _check_path(path: str) -> None:
+    """A Path attribute: starts with '/', and nothing that would end or break the header."""
+    check_str("path", path, "path='/'")
+    if path.startswith("/") and not _NOT_IN_PATH.search(path):
+        return
+    fixed = "/" + _NOT_IN_PATH.sub("", path.split(";")[0]).strip().lstrip("/")
+    expected = "a path that starts with '/', without ';' or control characters"
+    raise ValueError(describe("path", path, expected, f"did you mean path={fixed!r}?"))
+
+
+def _check_cookie_name(name: str) -> None:
+    check_str("cookie_name", name, "cookie_name='AIOHTTP_SESSION'")
+    if _TOKEN.fullmatch(name):
+        return
+    fixed = _NOT_TOKEN.sub("_", name.strip())
+    fix = f"did you mean cookie_name={fixed!r}?" if fixed else "e.g. cookie_name='AIOHTTP_SESSION'"
+    expected = "a cookie name: letters, digits and !#$%&'*+-.^_`|~, no spaces"
+    raise ValueError(describe("cookie_name", name, expected, fix))
+
+
+def _check_samesite(samesite: str | None) -> None:
+    check_str("samesite", samesite, "samesite='Lax'", optional=True)
+    if samesite is None or samesite in _SAMESITE:
+        return
+    close = [s for s in _SAMESITE if s.lower() == samesite.strip().lower()]
+    fix = f"did you mean samesite={close[0]!r}?" if close else "e.g. samesite='Lax'"
+    expected = "'Strict', 'Lax', 'None', or None to leave the attribute out"
+    raise ValueError(describe("samesite", samesite, expected, fix))
+
+
 def check_max_age(value: int | None) -> int | None:
     """Validate a cookie lifetime: a positive whole number of seconds, or None."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ValueError("max_age must be a positive whole number of seconds or None")
+    check_positive("max_age", value, whole=True, unit="seconds", example="max_age=3600")
     return value
+
+
+def check_store(store: object) -> Store:
+    """``store`` when it is a Store instance; else a TypeError saying what to pass instead."""
+    if isinstance(store, Store):
+        return store
+    if isinstance(store, type) and issubclass(store, Store):
+        required = [
+            p.name
+            for p in inspect.signature(store).parameters.values()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        fix = f"pass an instance: {store.__name__}({', '.join(required)})"
+    elif isinstance(store, str):
+        fix = "to use Redis: RedisStore.from_url('redis://localhost')"
+    elif type(store).__module__.startswith("aiohttp_session"):
+        instead = _STORE_FOR.get(type(store).__name__, "one of the stores in docs/stores.md")
+        fix = f"aiohttp-session's storages do not fit: use {instead}; cookie options go to setup()"
+    else:
+        fix = "e.g. MemoryStore(), RedisStore.from_url('redis://localhost') or SQLiteStore(path)"
+    raise TypeError(describe("store", store, "a session store instance", fix))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,38 +238,32 @@ class SessionConfig:
     _lifetime: float = field(init=False, repr=False, compare=False, default=0.0)
     _touch_every: float = field(init=False, repr=False, compare=False, default=0.0)
     _cookie_attrs: str = field(init=False, repr=False, compare=False, default="")
+    # True when every cookie must be Secure, False when none may be, None: by request.
+    _secure: bool | None = field(init=False, repr=False, compare=False, default=None)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> SessionConfig:
+        """The config for ``setup(app, store, **options)``; an unknown name is a TypeError."""
+        valid = [f.name for f in fields(cls) if f.init]
+        for name, value in options.items():
+            if name not in valid:
+                raise unknown_option("setup()", name, value, valid, "see docs/options.md")
+        return cls(**options)
 
     def __post_init__(self) -> None:
-        if not _TOKEN.fullmatch(self.cookie_name):
-            raise ValueError(f"cookie_name {self.cookie_name!r} is not a valid cookie name")
-        for name in ("max_age", "idle_timeout", "absolute_timeout"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
-            ):
-                raise ValueError(f"{name} must be a positive number of seconds or None")
+        _check_cookie_name(self.cookie_name)
         check_max_age(self.max_age)
-        if not self.path.startswith("/"):
-            raise ValueError(f"path must start with '/', got {self.path!r}")
-        if self.samesite is not None and self.samesite not in _SAMESITE:
-            raise ValueError(f"samesite must be one of {_SAMESITE} or None")
-        if self.samesite == "None" and self.secure is False:
-            raise ValueError("samesite='None' needs secure cookies (secure=None or True)")
-        if self.user_key is not None and not isinstance(self.user_key, str):
-            raise ValueError("user_key must be a session key (a string) or None")
-        if isinstance(self.ws_origins, str) or not all(isinstance(o, str) for o in self.ws_origins):
-            raise ValueError("ws_origins must be a list of origins like 'https://example.com'")
-        object.__setattr__(self, "ws_origins", tuple(normalize_origin(o) for o in self.ws_origins))
-        for name in (
-            "rolling",
-            "renew",
-            "httponly",
-            "save_uninitialized",
-            "trust_proxy",
-            "ws_allow_missing_origin",
-        ):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False")
+        for name, example in _TIMEOUTS.items():
+            check_positive(name, getattr(self, name), whole=False, unit="seconds", example=example)
+        for name in _FLAGS:
+            check_bool(name, getattr(self, name))
+        check_bool("secure", self.secure, optional=True)
+        _check_domain(self.domain)
+        _check_path(self.path)
+        _check_samesite(self.samesite)
+        check_str("user_key", self.user_key, "user_key='user'", optional=True)
+        object.__setattr__(self, "ws_origins", check_origins("ws_origins", self.ws_origins))
+        self._check_secure_cookie()
         limits = [t for t in (self.idle_timeout, self.max_age) if t is not None]
         object.__setattr__(self, "_lifetime", min(limits) if limits else DEFAULT_LIFETIME)
         if self.idle_timeout is not None:
@@ -112,6 +276,30 @@ class SessionConfig:
         if self.samesite is not None:
             attrs += f"; SameSite={self.samesite}"
         object.__setattr__(self, "_cookie_attrs", attrs)
+
+    def _check_secure_cookie(self) -> None:
+        """Refuse what makes browsers drop the cookie: SameSite=None or a __Secure-/__Host-
+        name without Secure, a __Host- name with a Domain or another Path than '/'.
+        Such cookies are then always sent Secure, whatever the request's scheme."""
+        name = self.cookie_name
+        prefixed = name.lower().startswith(_SECURE_PREFIXES)
+        if self.samesite != "None" and not prefixed:
+            object.__setattr__(self, "_secure", self.secure)
+            return
+        needs = f"cookie_name={name!r}" if prefixed else "samesite='None'"
+        if self.secure is False:
+            expected = f"None or True with {needs}: browsers drop such cookies unless Secure"
+            raise ValueError(describe("secure", self.secure, expected, "e.g. secure=None"))
+        if name.lower().startswith("__host-"):
+            renamed = f"cookie_name='__Secure-{name[len('__Host-') :]}'"
+            if self.domain is not None:
+                expected = f"None with {needs}: browsers drop __Host- cookies that name a Domain"
+                raise ValueError(describe("domain", self.domain, expected, f"e.g. {renamed}"))
+            if self.path != "/":
+                expected = f"'/' with {needs}: browsers drop __Host- cookies with another Path"
+                fix = f"e.g. path='/' or {renamed}"
+                raise ValueError(describe("path", self.path, expected, fix))
+        object.__setattr__(self, "_secure", True)
 
     # -- lifetimes ------------------------------------------------------------------
 
@@ -170,8 +358,9 @@ class SessionConfig:
         return request.scheme
 
     def is_secure(self, request: web.BaseRequest) -> bool:
-        if self.secure is not None:
-            return self.secure
+        """Whether the cookie gets Secure: as the options force it, else on HTTPS requests."""
+        if self._secure is not None:
+            return self._secure
         return self.scheme(request) == "https"
 
     def own_origin(self, request: web.BaseRequest) -> str:

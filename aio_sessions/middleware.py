@@ -15,7 +15,8 @@ from typing import Any, Final
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from .config import SessionConfig
+from ._checks import describe
+from .config import SessionConfig, check_store
 from .errors import StoreUnavailable
 from .manager import SessionManager
 from .session import Session
@@ -201,15 +202,28 @@ def session_middleware(store: Store | None = None, **options: Any) -> SessionMid
     (streams, WebSocket handshakes) cannot carry the session. Without that hook the first
     request logs an error and warns (RuntimeWarning).
     """
-    return SessionMiddleware(SessionManager(store or MemoryStore(), SessionConfig(**options)))
+    store = MemoryStore() if store is None else check_store(store)
+    return SessionMiddleware(SessionManager(store, SessionConfig.from_options(options)))
 
 
 def setup(app: web.Application, store: Store | None = None, **options: Any) -> SessionManager:
     """Give ``app`` sessions kept in ``store`` (a MemoryStore by default).
 
-    ``options`` are the cookie and timeout settings (docs/options.md); a bad value raises
-    ValueError here, not on the first request. Returns the app's SessionManager.
+    ``options`` are the cookie and timeout settings (docs/options.md). Every argument is
+    checked here, not on the first request: a wrong type raises TypeError, a bad value
+    ValueError, a second ``setup`` (or one after ``session_middleware``) RuntimeError.
+    Returns the app's SessionManager.
     """
+    if not isinstance(app, web.Application):
+        raise TypeError(
+            describe("app", app, "an aiohttp web.Application", "e.g. setup(app, MemoryStore())")
+        )
+    if _MANAGER in app or any(isinstance(m, SessionMiddleware) for m in app.middlewares):
+        # Two middlewares would each load and commit the session, with their own options.
+        raise RuntimeError(
+            "sessions are already set up on this app: call setup(app, store, **options) "
+            "once, with every option, and do not add session_middleware() as well"
+        )
     middleware = session_middleware(store, **options)
     app[_MANAGER] = middleware.manager
     app.middlewares.append(middleware)

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
 
-from .config import SessionConfig, normalize_origin
+from ._checks import check_bool, describe
+from .config import SessionConfig, check_origins, normalize_origin
 from .middleware import WS_SESSION, _state
 from .registry import CLOSE_SESSION_EXPIRED, CLOSE_SESSION_REVOKED
 from .session import Session
@@ -66,9 +67,15 @@ def require_session(
     Decorates function handlers, class-based views (every HTTP method) and view methods.
     ``origins`` are allowed besides the app's own and ``setup(ws_origins=...)``; a handshake
     without ``Origin`` (not a browser) passes only with ``allow_missing_origin=True`` (or
-    ``setup(ws_allow_missing_origin=True)``).
+    ``setup(ws_allow_missing_origin=True)``). Bad arguments raise here, at decoration.
     """
-    allowed = () if origins is None else tuple(normalize_origin(o) for o in origins)
+    for i, key in enumerate(keys):
+        if not isinstance(key, str):
+            # A handler here means the decorator was used bare, as @require_session.
+            fix = "e.g. @require_session('user'), or @require_session() with the parentheses"
+            raise TypeError(describe(f"keys[{i}]", key, "session key names (str)", fix))
+    allowed = () if origins is None else check_origins("origins", origins)
+    check_bool("allow_missing_origin", allow_missing_origin, optional=True)
 
     def decorate(target: Any) -> Any:
         if isinstance(target, type) and issubclass(target, web.View):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import pytest
@@ -12,31 +14,230 @@ import aio_sessions
 from .conftest import MakeClient
 
 
+def raises(error: type[Exception], *parts: str, **options: Any) -> str:
+    """setup(**options) raises ``error``; its message holds every one of ``parts``."""
+    with pytest.raises(error) as info:
+        aio_sessions.setup(web.Application(), **options)
+    message = str(info.value)
+    for part in parts:
+        assert part in message
+    return message
+
+
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("options", "error", "value", "fix"),
     [
-        ({"cookie_name": "bad name"}, "cookie_name"),
-        ({"cookie_name": ""}, "cookie_name"),
-        ({"max_age": 0}, "max_age"),
-        ({"max_age": 1.5}, "max_age"),
-        ({"max_age": True}, "max_age"),
-        ({"idle_timeout": -1}, "idle_timeout"),
-        ({"absolute_timeout": "1h"}, "absolute_timeout"),
-        ({"path": "relative"}, "path"),
-        ({"samesite": "lax"}, "samesite"),
-        ({"samesite": "None", "secure": False}, "secure"),
-        ({"rolling": "yes"}, "rolling"),
-        ({"httponly": 1}, "httponly"),
+        ({"max_age": "3600"}, TypeError, "max_age='3600' (str)", "e.g. max_age=3600"),
+        ({"max_age": 1.5}, TypeError, "max_age=1.5 (float)", "e.g. max_age=3600"),
+        ({"max_age": True}, TypeError, "max_age=True (bool)", "e.g. max_age=3600"),
+        ({"max_age": 0}, ValueError, "max_age=0 (int)", "e.g. max_age=3600"),
+        ({"idle_timeout": -1}, ValueError, "idle_timeout=-1 (int)", "e.g. idle_timeout=1800"),
+        ({"idle_timeout": math.inf}, ValueError, "idle_timeout=inf (float)", "idle_timeout=1800"),
+        ({"absolute_timeout": "1h"}, TypeError, "absolute_timeout='1h' (str)", "=86400"),
+        ({"rolling": "yes"}, TypeError, "rolling='yes' (str)", "e.g. rolling=True"),
+        ({"httponly": 1}, TypeError, "httponly=1 (int)", "e.g. httponly=True"),
+        ({"trust_proxy": None}, TypeError, "trust_proxy=None (NoneType)", "trust_proxy=True"),
+        ({"secure": "false"}, TypeError, "secure='false' (str)", "True, False or None"),
+        ({"samesite": "lax"}, ValueError, "samesite='lax' (str)", "did you mean samesite='Lax'?"),
+        ({"samesite": "Relaxed"}, ValueError, "samesite='Relaxed' (str)", "e.g. samesite='Lax'"),
+        ({"samesite": False}, TypeError, "samesite=False (bool)", "e.g. samesite='Lax'"),
+        ({"user_key": 1}, TypeError, "user_key=1 (int)", "e.g. user_key='user'"),
+        ({"cookie_name": "bad name"}, ValueError, "cookie_name='bad name' (str)", "'bad_name'?"),
+        ({"cookie_name": ""}, ValueError, "cookie_name='' (str)", "cookie_name='AIOHTTP_SESSION'"),
+        ({"cookie_name": b"sid"}, TypeError, "cookie_name=b'sid' (bytes)", "cookie_name="),
     ],
 )
-def test_bad_options_fail_at_setup(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        aio_sessions.setup(web.Application(), **options)
+def test_bad_option_fails_at_setup(
+    options: dict[str, Any], error: type[Exception], value: str, fix: str
+) -> None:
+    """A wrong type is a TypeError, a wrong value a ValueError; both name value, type, fix."""
+    raises(error, value, fix, **options)
 
 
-def test_unknown_option_fails_at_setup() -> None:
-    with pytest.raises(TypeError, match="max_agee"):
-        aio_sessions.setup(web.Application(), max_agee=10)
+@pytest.mark.parametrize(
+    ("name", "value", "fix"),
+    [
+        ("max_agee", 10, "did you mean max_age=10?"),
+        ("same_site", "Lax", "did you mean samesite='Lax'?"),
+        ("http_only", True, "did you mean httponly=True?"),
+        ("encoder", json.dumps, "leave encoder out"),
+        ("decoder", json.loads, "leave decoder out"),
+        ("key_factory", str, "leave key_factory out"),
+        ("storage", {}, "setup(app, store)"),
+        ("expires", 3600, "max_age=3600"),
+        ("timeout", 60, "idle_timeout=1800"),
+        ("unheard_of", 1, "docs/options.md"),
+    ],
+)
+def test_unknown_option_names_the_closest(name: str, value: object, fix: str) -> None:
+    """aiohttp-session's names get a pointed hint, typos the closest option, all the list."""
+    raises(TypeError, f"{name}=", fix, "cookie_name, max_age, idle_timeout", **{name: value})
+
+
+def test_unknown_secret_option_hides_the_value() -> None:
+    message = raises(TypeError, "EncryptedCookieStore(secret_key)", secret_key=b"k" * 32)
+    assert "kkkk" not in message
+
+
+@pytest.mark.parametrize(
+    ("domain", "fix"),
+    [
+        ("https://example.com", "did you mean domain='example.com'?"),
+        ("http://user@example.com:8080/app", "did you mean domain='example.com'?"),
+        ("example.com:8080", "did you mean domain='example.com'?"),
+        ("example.com/app", "did you mean domain='example.com'?"),
+        ("example.com; Secure", "did you mean domain='example.com'?"),
+        (" example.com", "did you mean domain='example.com'?"),
+        ("bücher.example", "did you mean domain='xn--bcher-kva.example'?"),
+        ("", "e.g. domain='example.com'"),
+        (";", "e.g. domain='example.com'"),
+    ],
+)
+def test_domain_must_be_a_bare_host(domain: str, fix: str) -> None:
+    """Browsers drop every cookie whose Domain is not a host name."""
+    raises(ValueError, f"domain={domain!r} (str)", "a bare host", fix, domain=domain)
+
+
+def test_domain_type_and_good_domains() -> None:
+    raises(TypeError, "domain=443 (int)", "e.g. domain='example.com'", domain=443)
+    for domain in ("example.com", ".example.com", "localhost", "127.0.0.1", "a-b_c.example"):
+        aio_sessions.setup(web.Application(), domain=domain)
+
+
+@pytest.mark.parametrize(
+    ("path", "fix"),
+    [
+        ("app", "did you mean path='/app'?"),
+        ("/app; Secure", "did you mean path='/app'?"),
+        ("/app\r\nSet-Cookie: x=1", "did you mean path='/appSet-Cookie: x=1'?"),
+        ("", "did you mean path='/'?"),
+    ],
+)
+def test_path_starts_with_slash_without_separators(path: str, fix: str) -> None:
+    raises(ValueError, f"path={path!r} (str)", fix, path=path)
+
+
+def test_path_type() -> None:
+    raises(TypeError, "path=None (NoneType)", "e.g. path='/'", path=None)
+
+
+@pytest.mark.parametrize(
+    ("origins", "error", "value", "fix"),
+    [
+        (
+            ["app.example.com"],
+            ValueError,
+            "[0]='app.example.com' (str)",
+            "'https://app.example.com'?",
+        ),
+        (
+            ["wss://app.example.com"],
+            ValueError,
+            "never ws:// or wss://",
+            "'https://app.example.com'?",
+        ),
+        (["ws://localhost:8080"], ValueError, "(str)", "did you mean 'http://localhost:8080'?"),
+        (
+            ["https://app.example.com/chat"],
+            ValueError,
+            "without path",
+            "'https://app.example.com'?",
+        ),
+        (["https://a.example", "https://b.example?x"], ValueError, "[1]=", "'https://b.example'?"),
+        (["ftp://files.example"], ValueError, "http or https", "e.g. 'https://app.example.com'"),
+        (["https://*.example.com"], ValueError, "(str)", "e.g. 'https://app.example.com'"),
+        (["null"], ValueError, "any sandboxed or file:// page", "e.g. 'https://app.example.com'"),
+        ([None], TypeError, "[0]=None (NoneType)", "e.g. 'https://app.example.com'"),
+        (
+            "https://app.example.com",
+            TypeError,
+            "='https://app.example.com' (str)",
+            "=['https://app.example.com']",
+        ),
+        ("app.example.com", TypeError, "a list of origins", "=['https://app.example.com']"),
+        (443, TypeError, "=443 (int)", "=['https://app.example.com']"),
+    ],
+)
+def test_ws_origins_are_browser_origins(
+    origins: object, error: type[Exception], value: str, fix: str
+) -> None:
+    """Compared with the Origin header, anything but scheme://host[:port] refuses everyone."""
+    raises(error, "ws_origins", value, fix, ws_origins=origins)
+
+
+def test_ws_origins_are_normalised() -> None:
+    app = web.Application()
+    origins = [
+        "https://App.Example.com:443",
+        "http://localhost:8080",
+        "https://[::1]:8443",
+        "https://b.example/",
+    ]
+    config = aio_sessions.setup(app, ws_origins=origins).config
+    assert config.ws_origins == (
+        "https://app.example.com",
+        "http://localhost:8080",
+        "https://[::1]:8443",
+        "https://b.example",
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "value", "fix"),
+    [
+        ({"samesite": "None", "secure": False}, "secure=False (bool)", "e.g. secure=None"),
+        ({"cookie_name": "__Secure-sid", "secure": False}, "secure=False (bool)", "secure=None"),
+        ({"cookie_name": "__Host-sid", "secure": False}, "secure=False (bool)", "secure=None"),
+        (
+            {"cookie_name": "__Host-sid", "domain": "example.com"},
+            "domain='example.com' (str)",
+            "e.g. cookie_name='__Secure-sid'",
+        ),
+        ({"cookie_name": "__host-sid", "path": "/app"}, "path='/app' (str)", "e.g. path='/'"),
+    ],
+)
+def test_cookies_browsers_would_drop_fail_at_setup(
+    options: dict[str, Any], value: str, fix: str
+) -> None:
+    """SameSite=None and the __Secure-/__Host- names need Secure; __Host- also Path=/ and no
+    Domain. Browsers drop such cookies without a word: refuse them at setup instead."""
+    raises(ValueError, value, fix, **options)
+
+
+async def logout(request: web.Request) -> web.Response:
+    (await aio_sessions.get_session(request)).invalidate()
+    return web.Response()
+
+
+@pytest.mark.parametrize("secure", [None, True])
+@pytest.mark.parametrize(
+    "options",
+    [{"samesite": "None"}, {"cookie_name": "__Secure-sid"}, {"cookie_name": "__Host-sid"}],
+    ids=["samesite-none", "secure-prefix", "host-prefix"],
+)
+async def test_cookies_that_need_secure_always_carry_it(
+    make_client: MakeClient, options: dict[str, Any], secure: bool | None
+) -> None:
+    """Over plain http, and behind a TLS proxy not trusted: the set and the delete headers."""
+    client = await make_client(("POST", "/logout", logout), secure=secure, **options)
+    name = options.get("cookie_name", "AIOHTTP_SESSION")
+    for headers in ({}, {"X-Forwarded-Proto": "https"}):
+        resp = await client.get("/count", headers=headers)
+        set_cookie = resp.headers["Set-Cookie"]
+        assert "; Secure" in set_cookie
+        # The client keeps Secure cookies to itself over http: send this one by hand.
+        cookie = f"{name}={resp.cookies[name].value}"
+        resp = await client.post("/logout", headers={**headers, "Cookie": cookie})
+        deleted = resp.headers["Set-Cookie"]
+        assert "Max-Age=0" in deleted
+        assert "; Secure" in deleted
+        for header in (set_cookie, deleted):
+            assert header.startswith(f"{name}=")
+            if "samesite" in options:
+                assert "SameSite=None" in header
+            if name.startswith("__Host-"):
+                assert "Path=/;" in header
+                assert "Domain" not in header
 
 
 async def test_cookie_options(make_client: MakeClient) -> None:

@@ -10,11 +10,12 @@ import base64
 import binascii
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from .._checks import describe, refuse_options
 from ._json import dump_record, parse, record_from_doc
 from .base import TTL, Changes, SessionRecord, Store
 
@@ -26,21 +27,29 @@ Key = str | bytes | bytearray | Fernet
 _PLAIN_CACHE = 4096
 
 
-def _fernet(key: Key) -> Fernet:
-    """32 raw bytes (aiohttp-session's form), or a urlsafe-base64 Fernet key, or a Fernet."""
+_KEY = "32 random bytes or a urlsafe-base64 Fernet key"
+_KEY_FIX = "e.g. EncryptedCookieStore(Fernet.generate_key())"
+
+
+def _fernet(name: str, key: Key) -> Fernet:
+    """32 raw bytes (aiohttp-session's form), or a urlsafe-base64 Fernet key, or a Fernet.
+
+    Errors show the key's type and length, never the key.
+    """
     if isinstance(key, Fernet):
         return key
-    if isinstance(key, (bytes, bytearray)):
-        if len(key) == 32:
-            key = base64.urlsafe_b64encode(bytes(key))
+    if not isinstance(key, (str, bytes, bytearray)):
+        raise TypeError(describe(name, key, _KEY, _KEY_FIX, secret=True))
+    raw = key
+    if isinstance(raw, (bytes, bytearray)):
+        if len(raw) == 32:
+            raw = base64.urlsafe_b64encode(bytes(raw))
         else:
-            key = bytes(key).decode("ascii", "replace")
+            raw = bytes(raw).decode("ascii", "replace")
     try:
-        return Fernet(key)
-    except (ValueError, binascii.Error) as exc:
-        raise ValueError(
-            "a secret key is 32 random bytes or a urlsafe-base64 Fernet key (Fernet.generate_key())"
-        ) from exc
+        return Fernet(raw)
+    except (ValueError, binascii.Error):
+        raise ValueError(describe(name, key, _KEY, _KEY_FIX, secret=True)) from None
 
 
 class EncryptedCookieStore(Store):
@@ -54,15 +63,20 @@ class EncryptedCookieStore(Store):
 
     stateless = True
 
-    def __init__(self, secret_key: Key | Sequence[Key]) -> None:
-        keys = (
-            [secret_key]
-            if isinstance(secret_key, (str, bytes, bytearray, Fernet))
-            else list(secret_key)
-        )
-        if not keys:
-            raise ValueError("EncryptedCookieStore needs at least one secret key")
-        fernets = [_fernet(k) for k in keys]
+    def __init__(
+        self, secret_key: Key | Sequence[Key], **aiohttp_session_options: NoReturn
+    ) -> None:
+        # aiohttp_session_options: EncryptedCookieStorage's cookie options, refused with the fix.
+        refuse_options("EncryptedCookieStore(secret_key)", aiohttp_session_options)
+        if isinstance(secret_key, (str, bytes, bytearray, Fernet)):
+            fernets = [_fernet("secret_key", secret_key)]
+        elif isinstance(secret_key, Iterable):
+            fernets = [_fernet(f"secret_key[{i}]", k) for i, k in enumerate(secret_key)]
+        else:
+            raise TypeError(describe("secret_key", secret_key, _KEY, _KEY_FIX, secret=True))
+        if not fernets:
+            expected = "at least one key (the first encrypts, all decrypt)"
+            raise ValueError(describe("secret_key", secret_key, expected, _KEY_FIX))
         # One key needs no MultiFernet, which would only add a layer to every call.
         self._fernet = fernets[0] if len(fernets) == 1 else MultiFernet(fernets)
         # Plaintexts of recently seen or issued tokens: a browser sends the same cookie

@@ -18,7 +18,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
+from .._checks import check_path, check_positive, refuse_options
 from .._ids import valid_id
 from ._blocking import BlockingStore
 from ._json import dump_record, parse, record_from_doc
@@ -33,7 +35,20 @@ class FileStore(BlockingStore):
     Each file's modification time is set to the session's expiry, so sweeping reads no file.
     """
 
-    def __init__(self, directory: str | Path, *, sweep_interval: float = 60.0) -> None:
+    def __init__(
+        self, directory: str | Path, *, sweep_interval: float = 60.0, **setup_options: NoReturn
+    ) -> None:
+        # setup_options: cookie options passed here by habit, refused with the fix.
+        refuse_options("FileStore(directory)", setup_options, ("sweep_interval",))
+        check_path("directory", directory, "FileStore('sessions')")
+        check_positive(
+            "sweep_interval",
+            sweep_interval,
+            whole=False,
+            unit="seconds",
+            example="FileStore(directory, sweep_interval=60)",
+            optional=False,
+        )
         super().__init__("aio-sessions-file")
         self.directory = Path(directory)
         self._users = self.directory / "users"

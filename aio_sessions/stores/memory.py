@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
+from .._checks import check_positive, refuse_options
 from ._json import copy_decoded, decode, dump_data
 from .base import TTL, Changes, SessionRecord, Store, later, ttl_of
 
@@ -34,11 +35,30 @@ class MemoryStore(Store):
     Data is lost when the process exits: use SQLiteStore, FileStore or RedisStore to keep it.
     """
 
-    def __init__(self, *, max_sessions: int | None = None, sweep_interval: float = 60.0) -> None:
-        if max_sessions is not None and max_sessions < 1:
-            raise ValueError("max_sessions must be a positive integer or None")
-        if sweep_interval <= 0:
-            raise ValueError("sweep_interval must be positive")
+    def __init__(
+        self,
+        *,
+        max_sessions: int | None = None,
+        sweep_interval: float = 60.0,
+        **setup_options: NoReturn,
+    ) -> None:
+        # setup_options: cookie options passed here by habit, refused with the fix.
+        refuse_options("MemoryStore()", setup_options, ("max_sessions", "sweep_interval"))
+        check_positive(
+            "max_sessions",
+            max_sessions,
+            whole=True,
+            unit="sessions",
+            example="MemoryStore(max_sessions=10000)",
+        )
+        check_positive(
+            "sweep_interval",
+            sweep_interval,
+            whole=False,
+            unit="seconds",
+            example="MemoryStore(sweep_interval=60)",
+            optional=False,
+        )
         self._items: dict[str, _Entry] = {}
         self._users: dict[str, set[str]] = {}
         self._max_sessions = max_sessions

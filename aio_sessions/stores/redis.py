@@ -16,11 +16,12 @@ import math
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis, RedisCluster
 
+from .._checks import check_str, describe, refuse_options
 from .._ids import valid_id
 from ..errors import StoreUnavailable
 from ._json import dump_data, dump_record, load_record
@@ -77,12 +78,24 @@ class RedisStore(Store):
     """
 
     def __init__(
-        self, client: Redis | RedisCluster, *, key_prefix: str = "AIOHTTP_SESSION_"
+        self,
+        client: Redis | RedisCluster,
+        *,
+        key_prefix: str = "AIOHTTP_SESSION_",
+        **aiohttp_session_options: NoReturn,
     ) -> None:
+        # aiohttp_session_options: RedisStorage's cookie options, refused with the fix.
+        refuse_options("RedisStore(client)", aiohttp_session_options, ("key_prefix",))
         if not isinstance(client, (Redis, RedisCluster)):
-            raise TypeError(
-                f"expected a redis.asyncio.Redis or RedisCluster, got {type(client).__name__}"
+            fix = (
+                "e.g. RedisStore.from_url('redis://localhost')"
+                if isinstance(client, str)
+                else "e.g. RedisStore(redis.asyncio.Redis(host='localhost'))"
             )
+            raise TypeError(
+                describe("client", client, "a redis.asyncio.Redis or RedisCluster", fix)
+            )
+        check_str("key_prefix", key_prefix, "key_prefix='AIOHTTP_SESSION_'")
         self.client = client
         self.key_prefix = key_prefix
         self.channel = f"{key_prefix}revoked"
@@ -102,15 +115,29 @@ class RedisStore(Store):
         """Connect with ``redis.asyncio.from_url``: short timeouts so an outage fails fast,
         and a retry on a fresh connection after Redis restarts.
 
-        The store owns that client and closes it on application cleanup.
+        The store owns that client and closes it on application cleanup. Cookie options are
+        refused here (they are ``setup()`` options), and the others are checked at once.
         """
+        check_str("url", url, "RedisStore.from_url('redis://localhost')")
+        refuse_options("RedisStore.from_url(url)", kwargs, None)
         kwargs.setdefault("socket_connect_timeout", 2)
         kwargs.setdefault("socket_timeout", 2)
         kwargs.setdefault("health_check_interval", 15)
         # After a Redis restart every pooled connection is dead: retry once on a fresh one
         # instead of failing the first request on each.
         kwargs.setdefault("retry_on_error", [redis_errors.ConnectionError])
-        store = cls(Redis.from_url(url, **kwargs), key_prefix=key_prefix)
+        client = Redis.from_url(url, **kwargs)
+        try:
+            # redis-py takes any keyword and fails on the first connection: build one now
+            # (it does not connect) so that a misspelt option fails here instead.
+            client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+        except TypeError as exc:
+            name = next((k for k in kwargs if f"'{k}'" in str(exc)), "kwargs")
+            expected = "a connection option of redis.asyncio.Redis.from_url"
+            fix = f"see redis-py's connection options ({exc})"
+            value = kwargs.get(name, sorted(kwargs))  # the names only: values may be secrets
+            raise TypeError(describe(name, value, expected, fix)) from None
+        store = cls(client, key_prefix=key_prefix)
         store._owns_client = True
         return store
 

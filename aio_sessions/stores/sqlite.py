@@ -12,7 +12,9 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
+from .._checks import check_path, check_positive, refuse_options
 from ._blocking import BlockingStore
 from ._json import dump_record, load_record
 from .base import SessionRecord
@@ -39,7 +41,20 @@ class SQLiteStore(BlockingStore):
 
     _unavailable = (sqlite3.OperationalError,)
 
-    def __init__(self, path: str | Path, *, sweep_interval: float = 60.0) -> None:
+    def __init__(
+        self, path: str | Path, *, sweep_interval: float = 60.0, **setup_options: NoReturn
+    ) -> None:
+        # setup_options: cookie options passed here by habit, refused with the fix.
+        refuse_options("SQLiteStore(path)", setup_options, ("sweep_interval",))
+        check_path("path", path, "SQLiteStore('sessions.db')")
+        check_positive(
+            "sweep_interval",
+            sweep_interval,
+            whole=False,
+            unit="seconds",
+            example="SQLiteStore(path, sweep_interval=60)",
+            optional=False,
+        )
         super().__init__("aio-sessions-sqlite")
         self.path = Path(path)
         self._sweep_interval = sweep_interval
