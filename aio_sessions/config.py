@@ -3,41 +3,33 @@
 from __future__ import annotations
 
 import inspect
-import ipaddress
 import math
-import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from email.utils import formatdate
-from http.cookies import SimpleCookie
 from typing import Any
 
 from aiohttp import hdrs, web
-from yarl import URL
 
 from ._checks import check_bool, check_positive, check_str, describe, unknown_option
+from .cookies import (
+    EPOCH,
+    SECURE_PREFIXES,
+    check_cookie_name,
+    check_domain,
+    check_path,
+    check_samesite,
+    cookie_value,
+)
 from .errors import CookieTooLarge
+from .origins import check_origins, normalize_origin
 from .stores.base import SessionRecord, Store
 
 #: Server-side lifetime of a session when neither ``idle_timeout`` nor ``max_age`` is set.
 DEFAULT_LIFETIME = 14 * 24 * 3600
-_SAMESITE = ("Strict", "Lax", "None")
 # Browsers keep a cookie only when its name and value together fit in 4096 bytes.
 _COOKIE_LIMIT = 4096
-_EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_NOT_TOKEN = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
-# Browsers drop cookies with these name prefixes unless they are Secure; __Host- cookies also
-# need Path=/ and no Domain (RFC 6265bis; the prefixes match case-insensitively).
-_SECURE_PREFIXES = ("__secure-", "__host-")
-# A host name: dot-separated labels of letters, digits, '-' and '_'.
-_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-_HOST = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
-# What may not be in a Path attribute: the attribute separator and control characters.
-_NOT_IN_PATH = re.compile(r"[;\x00-\x1f\x7f]")
-_EXAMPLE_ORIGIN = "https://app.example.com"
-_ORIGIN = "an origin, scheme://host[:port] with scheme http or https"
 _TIMEOUTS = {"idle_timeout": "idle_timeout=1800", "absolute_timeout": "absolute_timeout=86400"}
 _FLAGS = (
     "rolling",
@@ -55,136 +47,6 @@ _STORE_FOR = {
     "SimpleCookieStorage": "EncryptedCookieStore(secret_key) (a plain cookie can be forged)",
     "MemcachedStorage": "RedisStore(client) or SQLiteStore(path) (there is no Memcached store)",
 }
-
-
-def normalize_origin(origin: str) -> str:
-    """``scheme://host[:port]``, lower-case and without a default port; ``null`` stays."""
-    if origin == "null":
-        return origin
-    try:
-        url = URL(origin)
-    except ValueError:
-        return "invalid:"
-    if not url.scheme or not url.host:
-        return "invalid:"
-    return str(url.origin()).lower()
-
-
-def check_origins(name: str, value: Iterable[str]) -> tuple[str, ...]:
-    """Allowed WebSocket origins, normalised: each ``scheme://host[:port]``, http or https.
-
-    They are compared with the ``Origin`` header, so a bare host or a ws:// URL could never
-    match: such a list would refuse every handshake.
-    """
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        fix = [(isinstance(value, str) and _suggest_origin(value)) or _EXAMPLE_ORIGIN]
-        raise TypeError(describe(name, value, "a list of origins", f"e.g. {name}={fix!r}"))
-    return tuple(_check_origin(f"{name}[{i}]", origin) for i, origin in enumerate(value))
-
-
-def _check_origin(name: str, origin: object) -> str:
-    if not isinstance(origin, str):
-        raise TypeError(describe(name, origin, _ORIGIN, f"e.g. {_EXAMPLE_ORIGIN!r}"))
-    problem = _origin_problem(origin)
-    if problem is None:
-        return normalize_origin(origin)
-    guess = _suggest_origin(origin)
-    fix = f"did you mean {guess!r}?" if guess else f"e.g. {_EXAMPLE_ORIGIN!r}"
-    raise ValueError(describe(name, origin, problem, fix))
-
-
-def _origin_problem(origin: str) -> str | None:
-    """What is wrong with an allowed origin, as what was expected instead; None if nothing."""
-    if origin == "null":
-        return f"{_ORIGIN}; 'null' cannot be allowed, as any sandboxed or file:// page sends it"
-    try:
-        url = URL(origin)
-    except ValueError:
-        return _ORIGIN
-    if url.scheme in ("ws", "wss"):
-        return "an http or https origin: browsers send the page's origin, never ws:// or wss://"
-    if "://" not in origin or url.scheme not in ("http", "https") or not _is_host(url.raw_host):
-        return _ORIGIN
-    if url.raw_path not in ("", "/") or url.raw_query_string or url.raw_fragment or url.raw_user:
-        return f"{_ORIGIN}, without path, query or user"
-    return None
-
-
-def _is_host(host: str | None) -> bool:
-    """A host name or an IP address (an origin may name an IPv6 one)."""
-    if host is None:
-        return False
-    if _HOST.fullmatch(host):
-        return True
-    try:
-        ipaddress.IPv6Address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _suggest_origin(text: str) -> str | None:
-    """The origin a wrong one probably meant (https when it has no scheme), if any."""
-    scheme, sep, rest = text.strip().partition("://")
-    if not sep:
-        scheme, rest = "https", text.strip()
-    scheme = {"ws": "http", "wss": "https"}.get(scheme.lower(), scheme.lower())
-    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2].lower()
-    candidate = f"{scheme}://{host}"
-    return candidate if text != "null" and _origin_problem(candidate) is None else None
-
-
-def _check_domain(domain: str | None) -> None:
-    """A bare host as the Domain attribute takes it; browsers drop cookies with anything else."""
-    check_str("domain", domain, "domain='example.com'", optional=True)
-    if domain is None or _HOST.fullmatch(domain.removeprefix(".")):
-        return
-    guess = _suggest_domain(domain)
-    fix = f"did you mean domain={guess!r}?" if guess else "e.g. domain='example.com'"
-    expected = "a bare host such as 'example.com' or '.example.com': no scheme, path or port"
-    raise ValueError(describe("domain", domain, expected, fix))
-
-
-def _suggest_domain(text: str) -> str | None:
-    """The host a wrong domain probably meant: without scheme, user, port, path or spaces."""
-    text = "".join(text.split())
-    rest = text.partition("://")[2] or text
-    host = re.split(r"[/?#;:]", rest.rpartition("@")[2], maxsplit=1)[0]
-    try:
-        host = host.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return None
-    return host if _HOST.fullmatch(host.removeprefix(".")) else None
-
-
-def _check_path(path: str) -> None:
-    """A Path attribute: starts with '/', and nothing that would end or break the header."""
-    check_str("path", path, "path='/'")
-    if path.startswith("/") and not _NOT_IN_PATH.search(path):
-        return
-    fixed = "/" + _NOT_IN_PATH.sub("", path.split(";")[0]).strip().lstrip("/")
-    expected = "a path that starts with '/', without ';' or control characters"
-    raise ValueError(describe("path", path, expected, f"did you mean path={fixed!r}?"))
-
-
-def _check_cookie_name(name: str) -> None:
-    check_str("cookie_name", name, "cookie_name='AIOHTTP_SESSION'")
-    if _TOKEN.fullmatch(name):
-        return
-    fixed = _NOT_TOKEN.sub("_", name.strip())
-    fix = f"did you mean cookie_name={fixed!r}?" if fixed else "e.g. cookie_name='AIOHTTP_SESSION'"
-    expected = "a cookie name: letters, digits and !#$%&'*+-.^_`|~, no spaces"
-    raise ValueError(describe("cookie_name", name, expected, fix))
-
-
-def _check_samesite(samesite: str | None) -> None:
-    check_str("samesite", samesite, "samesite='Lax'", optional=True)
-    if samesite is None or samesite in _SAMESITE:
-        return
-    close = [s for s in _SAMESITE if s.lower() == samesite.strip().lower()]
-    fix = f"did you mean samesite={close[0]!r}?" if close else "e.g. samesite='Lax'"
-    expected = "'Strict', 'Lax', 'None', or None to leave the attribute out"
-    raise ValueError(describe("samesite", samesite, expected, fix))
 
 
 def check_max_age(value: int | None) -> int | None:
@@ -251,16 +113,16 @@ class SessionConfig:
         return cls(**options)
 
     def __post_init__(self) -> None:
-        _check_cookie_name(self.cookie_name)
+        check_cookie_name(self.cookie_name)
         check_max_age(self.max_age)
         for name, example in _TIMEOUTS.items():
             check_positive(name, getattr(self, name), whole=False, unit="seconds", example=example)
         for name in _FLAGS:
             check_bool(name, getattr(self, name))
         check_bool("secure", self.secure, optional=True)
-        _check_domain(self.domain)
-        _check_path(self.path)
-        _check_samesite(self.samesite)
+        check_domain(self.domain)
+        check_path(self.path)
+        check_samesite(self.samesite)
         check_str("user_key", self.user_key, "user_key='user'", optional=True)
         object.__setattr__(self, "ws_origins", check_origins("ws_origins", self.ws_origins))
         self._check_secure_cookie()
@@ -282,7 +144,7 @@ class SessionConfig:
         name without Secure, a __Host- name with a Domain or another Path than '/'.
         Such cookies are then always sent Secure, whatever the request's scheme."""
         name = self.cookie_name
-        prefixed = name.lower().startswith(_SECURE_PREFIXES)
+        prefixed = name.lower().startswith(SECURE_PREFIXES)
         if self.samesite != "None" and not prefixed:
             object.__setattr__(self, "_secure", self.secure)
             return
@@ -379,7 +241,7 @@ class SessionConfig:
 
     def check_cookie(self, value: str) -> None:
         """Refuse a cookie that browsers would silently drop."""
-        size = len(self.cookie_name) + 1 + len(_cookie_value(value))
+        size = len(self.cookie_name) + 1 + len(cookie_value(value))
         if size > _COOKIE_LIMIT:
             raise CookieTooLarge(
                 f"the session cookie would be {size} bytes, over the {_COOKIE_LIMIT} bytes "
@@ -399,26 +261,11 @@ class SessionConfig:
         """Add the session's Set-Cookie header; works before and during prepare."""
         # Written straight into the headers: aiohttp turns response.set_cookie() into
         # headers before on_response_prepare runs, so a cookie set there would be lost.
-        header = f"{self.cookie_name}={_cookie_value(value)}{self._cookie_attrs}"
+        header = f"{self.cookie_name}={cookie_value(value)}{self._cookie_attrs}"
         if max_age is not None:
             # Expires beside Max-Age, as aiohttp-session sends, for clients that know only it.
-            expires = formatdate(time.time() + max_age, usegmt=True) if max_age else _EPOCH
+            expires = formatdate(time.time() + max_age, usegmt=True) if max_age else EPOCH
             header += f"; Max-Age={max_age}; expires={expires}"
         if self.is_secure(request):
             header += "; Secure"
         response.headers.add(hdrs.SET_COOKIE, header)
-
-
-# Ids and Fernet tokens use only these, which a cookie value may hold unquoted (RFC 6265).
-_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_=.~-]+")
-
-
-def _cookie_value(value: str) -> str:
-    """The value as it goes on the wire: as is when plain, else quoted as SimpleCookie does."""
-    if not value:
-        return '""'
-    if _PLAIN_VALUE.fullmatch(value):
-        return value
-    jar: SimpleCookie = SimpleCookie()
-    jar["x"] = value
-    return jar["x"].coded_value

@@ -12,11 +12,12 @@ import logging
 import warnings
 from typing import Any, Final
 
-from aiohttp import hdrs, web
+from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ._checks import describe
 from .config import SessionConfig, check_store
+from .cookies import read_cookies
 from .errors import StoreUnavailable
 from .manager import SessionManager
 from .session import Session
@@ -42,7 +43,7 @@ class _RequestState:
         self.ws: web.WebSocketResponse | None = None
 
     async def load(self, request: web.BaseRequest) -> Session:
-        cookies = _read_cookies(request, self.manager.config.cookie_name)
+        cookies = read_cookies(request, self.manager.config.cookie_name)
         session = await self.manager.load(*cookies)
         if self.session is None:  # another task of this request may have won
             self.session = session
@@ -64,43 +65,6 @@ class _RequestState:
         else:
             config.delete_cookie(request, response)
         session._cookie = None
-
-
-def _read_cookies(request: web.BaseRequest, name: str) -> tuple[str, ...]:
-    """Every value the request sends for one cookie name, in the order sent.
-
-    Browsers send the cookie of the longest matching path first, so after a cookie moved
-    (``path="/app"`` where it was ``/``) both arrive and the stale one may come second or first:
-    the manager takes the first that names a live session. One plain value is found without
-    parsing the other cookies of the header.
-    """
-    header = request.headers.get(hdrs.COOKIE)
-    if not header:
-        return ()
-    prefix = name + "="
-    start = header.find(prefix)
-    if start == -1:
-        return ()
-    if (start and header[start - 1] not in "; ") or header.find(prefix, start + 1) != -1:
-        return _parse_cookies(header, name)
-    end = header.find(";", start)
-    value = header[start + len(prefix) : None if end == -1 else end].strip()
-    if value.startswith('"'):
-        return _parse_cookies(header, name)
-    return (value,)
-
-
-def _parse_cookies(header: str, name: str) -> tuple[str, ...]:
-    """The values of every ``name=value`` pair of a Cookie header (RFC 6265 syntax)."""
-    values = []
-    for pair in header.split(";"):
-        key, sep, value = pair.partition("=")
-        if sep and key.strip() == name:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            values.append(value)
-    return tuple(values)
 
 
 _STATE: Final = web.RequestKey("aio_sessions.state", _RequestState)

@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 from aiohttp import hdrs, web
 
 from ._checks import check_bool, describe
-from .config import SessionConfig, check_origins, normalize_origin
+from .config import SessionConfig
 from .middleware import WS_SESSION, _state
+from .origins import check_origins, normalize_origin
 from .registry import CLOSE_SESSION_EXPIRED, CLOSE_SESSION_REVOKED
 from .session import Session
 
