@@ -82,6 +82,21 @@ class SessionManager:
         elif session._touch or session._due:
             await self._save_existing(session, None)
 
+    async def commit(self, session: Session) -> str | None:
+        """Save what a request's session has pending; the cookie its response must carry:
+        a value to set, "" to delete it, or None for no Set-Cookie at all."""
+        if session._pending():
+            await self.save(session)
+        cookie, session._cookie = session._cookie, None
+        return cookie
+
+    async def expires_at(self, session_id: str) -> float | None:
+        """When a stored session ends unless it is used again (epoch seconds): None when it
+        has ended, ``math.inf`` when nothing ends it (server-side stores only)."""
+        self._need_server_state("look up")
+        record = await self._load_live(session_id, time.time())
+        return None if record is None else self.config.expires_at(record)
+
     def _ttl(self, now: float) -> Callable[[SessionRecord], float]:
         """The TTL of a record saved now, computed from the record as the store keeps it."""
         return lambda record: self.config.ttl(record, now)

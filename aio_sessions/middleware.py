@@ -20,6 +20,7 @@ from .config import SessionConfig, check_store
 from .cookies import read_cookies
 from .errors import StoreUnavailable
 from .manager import SessionManager
+from .registry import bind, unbind
 from .session import Session
 from .stores.base import Store
 from .stores.memory import MemoryStore
@@ -55,16 +56,14 @@ class _RequestState:
         session = self.session
         if session is None:
             return
-        if session._pending():
-            await self.manager.save(session)
-        if session._cookie is None:
+        cookie = await self.manager.commit(session)
+        if cookie is None:
             return
         config = self.manager.config
-        if session._cookie:
-            config.set_cookie(request, response, session._cookie, session.max_age)
+        if cookie:
+            config.set_cookie(request, response, cookie, session.max_age)
         else:
             config.delete_cookie(request, response)
-        session._cookie = None
 
 
 _STATE: Final = web.RequestKey("aio_sessions.state", _RequestState)
@@ -117,12 +116,10 @@ class SessionMiddleware:
                 state.committed = True
             elif not state.committed:
                 await state.commit(request, response)
-            elif state.session.dirty:
-                # The handler prepared the response itself (a stream, a WebSocket)
-                # and changed the session afterwards: store it, there is no cookie to send.
-                await self.manager.save(state.session)
-                if state.session._cookie:
-                    log.warning("session cookie not sent: the response was already prepared")
+            elif state.session.dirty and await self.manager.commit(state.session):
+                # The handler prepared the response itself (a stream, a WebSocket) and changed
+                # the session afterwards: it is stored, but there is no cookie to send.
+                log.warning("session cookie not sent: the response was already prepared")
             return response
         except StoreUnavailable as exc:
             log.error("session store unavailable: %s", exc)
@@ -132,7 +129,7 @@ class SessionMiddleware:
             ) from exc
         finally:
             if state.ws is not None:
-                self.manager.sockets._discard(state.ws)
+                unbind(self.manager.sockets, state.ws)
                 state.ws = None  # the socket refers to the request, which refers to us
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
@@ -155,7 +152,7 @@ class SessionMiddleware:
             await state.commit(request, response)
         response[WS_SESSION] = session
         state.ws = response
-        self.manager.sockets._add(response, session)
+        bind(self.manager.sockets, response, session)
 
 
 def session_middleware(store: Store | None = None, **options: Any) -> SessionMiddleware:
@@ -226,7 +223,7 @@ def get_manager(app: web.Application | web.Request) -> SessionManager:
         ) from None
 
 
-def _state(request: web.Request) -> _RequestState:
+def request_state(request: web.Request) -> _RequestState:
     state: _RequestState | None = request.get(_STATE)
     if state is None:
         raise RuntimeError(
@@ -237,7 +234,7 @@ def _state(request: web.Request) -> _RequestState:
 
 async def get_session(request: web.Request) -> Session:
     """The request's session, loaded on first use; raises StoreUnavailable (503)."""
-    state = _state(request)
+    state = request_state(request)
     session = state.session
     return await state.load(request) if session is None else session
 

@@ -106,7 +106,7 @@ class SocketRegistry:
         self._by_session.setdefault(binding.session_key, {})[key] = ws
         if binding.user_key is not None:
             self._by_user.setdefault(binding.user_key, {})[key] = ws
-        self._schedule_expiry(binding, self._manager.config.expires_at(session._record))
+        self._schedule_expiry(binding, session.expires_at or math.inf)
 
     def _discard(self, ws: web.WebSocketResponse) -> None:
         key = id(ws)
@@ -212,21 +212,18 @@ class SocketRegistry:
     async def _check_expiry(self, binding: _Binding) -> None:
         """At the deadline, ask the store: HTTP requests may have extended the session."""
         manager = self._manager
-        record = binding.session._record
-        if not manager.store.stateless and not binding.session.new:
+        session = binding.session
+        deadline: float | None = session.expires_at or math.inf
+        if not manager.store.stateless and not session.new:
             try:
-                fresh = await manager._load_live(binding.session.id, time.time())
+                deadline = await manager.expires_at(session.id)
             except StoreUnavailable:
                 self._schedule_expiry(binding, time.time() + 5)
                 return
-            if fresh is None:
-                self._close([binding.ws], CLOSE_SESSION_EXPIRED)
-                return
-            record = fresh
-        if manager.config.expired(record, time.time()):
+        if deadline is None or deadline <= time.time():
             self._close([binding.ws], CLOSE_SESSION_EXPIRED)
         else:
-            self._schedule_expiry(binding, manager.config.expires_at(record))
+            self._schedule_expiry(binding, deadline)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -282,3 +279,13 @@ def _remove(index: dict[str, _Sockets], key: str, ws_id: int) -> None:
         sockets.pop(ws_id, None)
         if not sockets:
             del index[key]
+
+
+def bind(registry: SocketRegistry, ws: web.WebSocketResponse, session: Session) -> None:
+    """Register a socket opened with ``session`` (the middleware, at the handshake)."""
+    registry._add(ws, session)
+
+
+def unbind(registry: SocketRegistry, ws: web.WebSocketResponse) -> None:
+    """Forget a socket whose handler returned (the middleware)."""
+    registry._discard(ws)

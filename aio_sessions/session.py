@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,13 @@ class Session(MutableMapping[str, Any]):
     def created(self) -> int:
         """When the session was created, in epoch seconds."""
         return self._record.created
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the session ends unless it is used again (epoch seconds), as this request
+        knows it; None when it has no end (a new session, or a record without activity)."""
+        end = self._manager.config.expires_at(self._record)
+        return None if end == math.inf else end
 
     @property
     def empty(self) -> bool:

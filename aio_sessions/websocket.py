@@ -10,7 +10,7 @@ from aiohttp import hdrs, web
 
 from ._checks import check_bool, describe
 from .config import SessionConfig
-from .middleware import WS_SESSION, _state
+from .middleware import WS_SESSION, request_state
 from .origins import check_origins, normalize_origin
 from .registry import CLOSE_SESSION_EXPIRED, CLOSE_SESSION_REVOKED
 from .session import Session
@@ -89,7 +89,7 @@ def require_session(
         @functools.wraps(target)
         async def guarded(first: Any, *args: Any, **kwargs: Any) -> web.StreamResponse:
             request = first.request if isinstance(first, web.View) else first
-            state = _state(request)
+            state = request_state(request)
             if _is_handshake(request) and not _allowed_origin(
                 request, state.manager.config, allowed, allow_missing_origin
             ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from aiohttp import web
@@ -214,3 +215,21 @@ async def test_session_id_never_logged(
     assert sid not in text
     assert sid not in caplog.text
     assert sid2 not in caplog.text
+
+
+async def test_expires_at_over_http_and_by_id(make_client: MakeClient) -> None:
+    async def when(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        session["x"] = 1
+        await session.save()
+        return web.json_response({"expires_at": session.expires_at})
+
+    client = await make_client(("GET", "/when", when), idle_timeout=600)
+    before = time.time()
+    expires_at = (await (await client.get("/when")).json())["expires_at"]
+    assert before + 600 <= expires_at <= time.time() + 600
+    manager = aio_sessions.get_manager(client.app)
+    sid = session_cookie(client)
+    assert await manager.expires_at(sid) == pytest.approx(expires_at, abs=1)
+    await manager.delete(sid)
+    assert await manager.expires_at(sid) is None
