@@ -29,8 +29,10 @@ from __future__ import annotations
 import ast
 import inspect
 import logging
+import os
 import re
 import textwrap
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +48,10 @@ from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
 import aio_sessions
-from aio_sessions import Store, get_manager, get_session, require_session
+from aio_sessions import EncryptedCookieStore, Store, get_manager, get_session, require_session
 from aio_sessions.stores.redis import RedisStore
+
+from .conftest import MakeClient, aiohttp_session_client, read, replay, session_cookie
 
 Client = TestClient[web.Request, web.Application]
 Namespace = dict[str, Any]
@@ -63,6 +67,7 @@ DOCS = sorted(
 )
 FENCE = re.compile(r"(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)")
 MARKER = re.compile(r"\s*<!--\s*doc-test:(?P<spec>.*?)-->\s*")
+DAY = 24 * 3600
 
 
 # -- finding the blocks ---------------------------------------------------------------------
@@ -245,11 +250,15 @@ async def run_store(block: Block, h: Harness) -> None:
 
 Scenario = Callable[[Namespace, Harness], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {}
+# Scenarios that run aiohttp-session, whose string app keys aiohttp warns about.
+WITH_AIOHTTP_SESSION: set[str] = set()
 
 
-def scenario(name: str) -> Callable[[Scenario], Scenario]:
+def scenario(name: str, *, aiohttp_session: bool = False) -> Callable[[Scenario], Scenario]:
     def register(func: Scenario) -> Scenario:
         SCENARIOS[name] = func
+        if aiohttp_session:
+            WITH_AIOHTTP_SESSION.add(name)
         return func
 
     return register
@@ -257,6 +266,22 @@ def scenario(name: str) -> Callable[[Scenario], Scenario]:
 
 def cookie_header(token: str) -> dict[str, str]:
     return {"Cookie": f"AIOHTTP_SESSION={token}"}
+
+
+async def their_cookie(aiohttp_client: AiohttpClient, key: str | bytes) -> str:
+    """A cookie made by aiohttp-session's EncryptedCookieStorage, for the user alice."""
+    from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+    theirs: Client = await aiohttp_session_client(aiohttp_client, EncryptedCookieStorage(key))
+    await theirs.get("/", params={"set": "user", "value": "alice"})
+    return session_cookie(theirs)
+
+
+def aged(token: str, key: str | bytes, days: float) -> str:
+    """The same cookie as if it had been made ``days`` ago."""
+    fernet = Fernet(key)
+    made = int(time.time() - days * DAY)
+    return fernet.encrypt_at_time(fernet.decrypt(token.encode()), made).decode()
 
 
 @scenario("visits")
@@ -311,6 +336,68 @@ async def store_outline(namespace: Namespace, h: Harness) -> None:
     assert isinstance(my_store(), Store)  # no coroutine of the protocol is missing
 
 
+@scenario("aiohttp-session", aiohttp_session=True)
+async def aiohttp_session_app(namespace: Namespace, h: Harness) -> None:
+    import aiohttp_session
+
+    async def log_in(request: web.Request) -> web.Response:
+        session = await aiohttp_session.get_session(request)
+        session["user"] = "alice"
+        return web.Response(text="ok")
+
+    app = namespace["app"]
+    app.router.add_get("/login", log_in)
+    theirs = await h.serve(app)
+    assert (await theirs.get("/login")).status == 200
+    make_client: MakeClient = h.fixtures.getfixturevalue("make_client")
+    ours = await make_client(store=EncryptedCookieStore(os.environ["SESSION_KEY"]))
+    assert await replay(ours, "/read", session_cookie(theirs)) == {
+        "data": {"user": "alice"},
+        "new": False,
+    }
+
+
+@scenario("old-cookies", aiohttp_session=True)
+async def old_cookies(namespace: Namespace, h: Harness) -> None:
+    """With max_age=30 days, aiohttp-session's cookies older than 14 days still log in."""
+    app = namespace["app"]
+    app.router.add_get("/read", read)
+    ours = await h.serve(app)
+    key = os.environ["SESSION_KEY"]
+    token = await their_cookie(h.aiohttp_client, key)
+    for days, logged_in in ((0, True), (20, True), (31, False)):
+        data = (await replay(ours, "/read", aged(token, key, days)))["data"]
+        assert data == ({"user": "alice"} if logged_in else {}), f"a cookie {days} days old"
+
+
+@scenario("sub-app-logout")
+async def sub_app_logout(namespace: Namespace, h: Harness) -> None:
+    app = namespace["app"]
+    manager = get_manager(app)
+    client = await h.serve(app)
+    alice = [await manager.create({"user": "alice"}) for _ in range(2)]
+    bob = await manager.create({"user": "bob"})
+    resp = await client.post("/admin/logout-everywhere", headers=cookie_header(alice[0]))
+    assert (resp.status, await resp.text()) == (200, "2 sessions ended")
+    assert [await manager.get(sid) for sid in alice] == [None, None]
+    assert await manager.get(bob) == {"user": "bob"}
+
+
+@scenario("user-key")
+async def user_key(namespace: Namespace, h: Harness) -> None:
+    async def log_in(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        session["user"] = {"name": "Ann", "admin": False}
+        session["user_id"] = 42
+        return web.Response(text="ok")
+
+    app = namespace["app"]
+    app.router.add_post("/login", log_in)
+    client = await h.serve(app)
+    assert (await client.post("/login")).status == 200
+    assert await get_manager(app).logout_user("42") == 1
+
+
 # -- the tests -------------------------------------------------------------------------------
 
 KINDS = ("handler", "app", "module", "manager", "store")
@@ -339,7 +426,15 @@ def kind_of(block: Block) -> tuple[str, str]:
     return kind, name
 
 
-@pytest.mark.parametrize("block", ALL_BLOCKS, ids=lambda block: block.name)
+def block_param(block: Block) -> Any:
+    scenario_name = (block.marker or "").partition(" ")[2].strip()
+    marks = []
+    if scenario_name in WITH_AIOHTTP_SESSION:
+        marks.append(pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning"))
+    return pytest.param(block, id=block.name, marks=marks)
+
+
+@pytest.mark.parametrize("block", [block_param(block) for block in ALL_BLOCKS])
 async def test_doc_block(
     block: Block,
     aiohttp_client: AiohttpClient,
@@ -374,6 +469,7 @@ def test_blocks_are_found() -> None:
         "docs/session.md",
         "docs/stores.md",
         "docs/websockets.md",
+        "docs/migration.md",
     } <= pages
     assert all(block.code.strip() for block in ALL_BLOCKS)
 
@@ -426,3 +522,17 @@ def test_finder_and_markers(tmp_path: Path) -> None:
 def test_every_scenario_is_used() -> None:
     used = {(block.marker or "").partition(" ")[2].strip() for block in ALL_BLOCKS}
     assert set(SCENARIOS) <= used, f"scenarios no block uses: {set(SCENARIOS) - used}"
+
+
+@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+async def test_aiohttp_session_cookies_last_14_days_without_max_age(
+    aiohttp_client: AiohttpClient, make_client: MakeClient
+) -> None:
+    """docs/migration.md: with neither max_age nor idle_timeout, a cookie aiohttp-session made
+    loads with the same key until it is 14 days old, and is refused after that."""
+    key = Fernet.generate_key().decode()  # aiohttp-session takes bytes as 32 raw bytes
+    token = await their_cookie(aiohttp_client, key)
+    ours = await make_client(store=EncryptedCookieStore(key))
+    assert await replay(ours, "/read", token) == {"data": {"user": "alice"}, "new": False}
+    assert (await replay(ours, "/read", aged(token, key, 13.9)))["data"] == {"user": "alice"}
+    assert await replay(ours, "/read", aged(token, key, 14.1)) == {"data": {}, "new": True}
