@@ -1,46 +1,299 @@
-"""The documentation's examples compile, and the quick starts run against a real server."""
+"""Every Python block of the documentation runs as a reader would use it, through a real server.
+
+A ```python block (in README.md, docs/, examples/ or bench/) needs an HTML comment on the line
+right above its fence, which GitHub and mkdocs do not show, saying how a reader uses it:
+
+``<!-- doc-test: handler -->``
+    The body of a handler. It runs as ``async def handler(request)``, with ``web`` and every
+    public name of aio_sessions in scope, at GET / of an app with ``setup(app)``. It is
+    requested twice (a new session, then the one the first request made): both answer 200.
+``<!-- doc-test: app SCENARIO -->``
+    A module that defines ``app``; the scenario of that name (below) serves and exercises it.
+``<!-- doc-test: module SCENARIO -->``
+    A module that defines something else (a view, a store); its scenario uses it.
+``<!-- doc-test: manager -->``
+    Code that awaits at top level, given ``app`` (served, with ``setup(app)``) and
+    ``session_id``: a live session of the user "alice", with a WebSocket open.
+``<!-- doc-test: store -->``
+    Code that assigns ``store``, maybe several times: every store it builds serves an app for
+    two requests. Redis addresses are replaced (see ``at_suite_redis``): ``127.0.0.1:6379`` is
+    the suite's Redis, ``127.0.0.1:7000`` its Redis Cluster.
+
+Every block runs with ``SESSION_KEY`` in the environment (a fresh Fernet key) and must log
+nothing at WARNING or above. A block without a marker, or with an unknown kind or scenario,
+fails: new documentation cannot slip through untested.
+"""
 
 from __future__ import annotations
 
 import ast
+import inspect
+import logging
+import os
 import re
+import textwrap
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient
+from cryptography.fernet import Fernet
+from pytest_aiohttp import AiohttpClient
+from yarl import URL
+
+import aio_sessions
+from aio_sessions import EncryptedCookieStore, Store, get_manager, get_session, require_session
+from aio_sessions.stores.redis import RedisStore
+
+from .conftest import MakeClient, aiohttp_session_client, read, replay, session_cookie
+
+Client = TestClient[web.Request, web.Application]
+Namespace = dict[str, Any]
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+DOCS = sorted(
+    {
+        *ROOT.glob("*.md"),
+        *ROOT.glob("docs/**/*.md"),
+        *ROOT.glob("examples/**/*.md"),
+        *ROOT.glob("bench/**/*.md"),
+    }
+)
+FENCE = re.compile(r"(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)")
+MARKER = re.compile(r"\s*<!--\s*doc-test:(?P<spec>.*?)-->\s*")
+DAY = 24 * 3600
 
 
-def blocks(path: Path) -> list[str]:
-    return BLOCK.findall(path.read_text())
+# -- finding the blocks ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
-def test_python_blocks_compile(path: Path) -> None:
-    for number, code in enumerate(blocks(path)):
-        # Snippets may await at top level, as if inside a handler.
-        compile(code, f"{path.name}[{number}]", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+@dataclass(frozen=True)
+class Block:
+    path: Path
+    number: int  # among the file's Python blocks, from 1
+    line: int  # the file's line number of the block's first line of code
+    code: str
+    marker: str | None  # what follows "doc-test:" on the line above the fence, if anything
+
+    @property
+    def name(self) -> str:
+        page = self.path.relative_to(ROOT) if self.path.is_relative_to(ROOT) else self.path
+        return f"{page.as_posix()}#{self.number}"
 
 
-def run_first_block(path: Path) -> web.Application:
-    namespace: dict[str, Any] = {"__name__": "docs_example"}
-    exec(blocks(path)[0], namespace)
-    app: web.Application = namespace["app"]
-    return app
+def read_blocks(path: Path) -> list[Block]:
+    """The Python blocks of a Markdown file (fenced with ``` or ~~~, info string py...)."""
+    lines = path.read_text().splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        opening = FENCE.fullmatch(lines[i])
+        if opening is None:
+            i += 1
+            continue
+        fence, indent = opening["fence"], len(opening["indent"])
+        closing = re.compile(rf" {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*")
+        end = i + 1
+        while end < len(lines) and not closing.fullmatch(lines[end]):
+            end += 1
+        if opening["info"].strip().lower().startswith("py"):
+            marker = MARKER.fullmatch(lines[i - 1]) if i else None
+            code = "\n".join(re.sub(rf"^ {{0,{indent}}}", "", line) for line in lines[i + 1 : end])
+            spec = marker["spec"].strip() if marker else None
+            blocks.append(Block(path, len(blocks) + 1, i + 2, code + "\n", spec))
+        i = end + 1
+    return blocks
 
 
-async def test_readme_quick_start(aiohttp_client: Any) -> None:
-    client = await aiohttp_client(run_first_block(ROOT / "README.md"))
+ALL_BLOCKS = [block for path in DOCS for block in read_blocks(path)]
+
+
+# -- running a block -------------------------------------------------------------------------
+
+
+@dataclass
+class Harness:
+    """What a block's test has at hand: real servers and the suite's fixtures."""
+
+    aiohttp_client: AiohttpClient
+    fixtures: pytest.FixtureRequest
+
+    async def serve(self, app: web.Application) -> Client:
+        return await self.aiohttp_client(app)
+
+
+def parse(block: Block, code: str | None = None) -> ast.Module:
+    """The block's code (or a substitute of the same lines), numbered as in its file."""
+    tree = ast.parse(block.code if code is None else code, filename=str(block.path))
+    ast.increment_lineno(tree, block.line - 1)
+    return tree
+
+
+def compiled(block: Block, tree: ast.Module, *, top_level_await: bool = False) -> CodeType:
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if top_level_await else 0
+    # dont_inherit: the block sees none of this module's __future__ imports, as when pasted.
+    code: CodeType = compile(tree, str(block.path), "exec", flags=flags, dont_inherit=True)
+    return code
+
+
+def run_module(block: Block) -> Namespace:
+    namespace: Namespace = {"__name__": "docs_example"}  # not __main__: no web.run_app
+    exec(compiled(block, parse(block)), namespace)
+    return namespace
+
+
+def handler_scope() -> Namespace:
+    """The names a handler module has imported: ``web`` and aio_sessions' public names."""
+    scope: Namespace = {"__name__": "docs_example", "web": web}
+    scope.update({name: getattr(aio_sessions, name) for name in aio_sessions.__all__})
+    return scope
+
+
+async def run_handler(block: Block, h: Harness) -> None:
+    wrapper = parse(block, "async def handler(request):\n    return web.Response(text='ok')\n")
+    ast.increment_lineno(wrapper, -1)  # the def on the fence's line
+    handler = wrapper.body[0]
+    assert isinstance(handler, ast.AsyncFunctionDef)
+    handler.body[:0] = parse(block).body
+    scope = handler_scope()
+    exec(compiled(block, wrapper), scope)
+    app = web.Application()
+    aio_sessions.setup(app)
+    app.router.add_get("/", scope["handler"])
+    client = await h.serve(app)
+    for session in ("a new session", "the session the first request made"):
+        resp = await client.get("/")
+        assert resp.status == 200, f"{block.name} with {session}: {await resp.text()}"
+
+
+@require_session("user")
+async def open_socket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    async for _ in ws:
+        pass
+    return ws
+
+
+async def run_manager(block: Block, h: Harness) -> None:
+    app = web.Application()
+    manager = aio_sessions.setup(app)
+    app.router.add_get("/ws", open_socket)
+    client = await h.serve(app)
+    session_id = await manager.create({"user": "alice"})
+    own = str(client.make_url("/").origin())
+    async with client.ws_connect("/ws", origin=own, headers=cookie_header(session_id)):
+        assert manager.sockets.for_session(session_id)
+        namespace: Namespace = {"__name__": "docs_example", "app": app, "session_id": session_id}
+        result = eval(compiled(block, parse(block), top_level_await=True), namespace)
+        if inspect.iscoroutine(result):
+            await result
+
+
+def at_suite_redis(block: Block, fixtures: pytest.FixtureRequest) -> str:
+    """The block's code, its Redis addresses replaced by the servers the suite runs.
+
+    The docs write ``host="127.0.0.1", port=6379`` or ``redis://127.0.0.1:6379/0`` for a
+    Redis, and port 7000 for a Redis Cluster; any other spelling of those ports fails here.
+    """
+    code = block.code
+    for port, fixture in (("6379", "redis_url"), ("7000", "redis_cluster_url")):
+        forms = (f'host="127.0.0.1", port={port}', f"redis://127.0.0.1:{port}/0")
+        found = code.count(port)
+        if not found:
+            continue
+        assert sum(code.count(form) for form in forms) == found, (
+            f"{block.name}: write the Redis address as one of {forms}"
+        )
+        url = URL(fixtures.getfixturevalue(fixture))
+        code = code.replace(forms[0], f'host="{url.host}", port={url.port}')
+        code = code.replace(forms[1], str(url))
+    return code
+
+
+async def count(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    session["n"] = session.get("n", 0) + 1
+    return web.Response(text=str(session["n"]))
+
+
+async def run_store(block: Block, h: Harness) -> None:
+    namespace: Namespace = {"__name__": "docs_example"}
+    served: list[Store] = []
+    for statement in parse(block, at_suite_redis(block, h.fixtures)).body:
+        exec(compiled(block, ast.Module([statement], type_ignores=[])), namespace)
+        store = namespace.get("store")
+        if store is None or any(store is seen for seen in served):
+            continue
+        assert isinstance(store, Store), f"{block.name}: store is a {type(store).__name__}"
+        served.append(store)
+        app = web.Application()
+        aio_sessions.setup(app, store)
+        app.router.add_get("/", count)
+        client = await h.serve(app)
+        try:
+            assert [await (await client.get("/")).text() for _ in range(2)] == ["1", "2"]
+        finally:
+            await client.close()  # the app's cleanup closes the store
+            if isinstance(store, RedisStore):
+                await store.client.aclose()  # a client the block made: the store leaves it open
+    assert served, f"{block.name} builds no store"
+
+
+# -- scenarios: what `app` and `module` blocks are for --------------------------------------
+
+Scenario = Callable[[Namespace, Harness], Awaitable[None]]
+SCENARIOS: dict[str, Scenario] = {}
+# Scenarios that run aiohttp-session, whose string app keys aiohttp warns about.
+WITH_AIOHTTP_SESSION: set[str] = set()
+
+
+def scenario(name: str, *, aiohttp_session: bool = False) -> Callable[[Scenario], Scenario]:
+    def register(func: Scenario) -> Scenario:
+        SCENARIOS[name] = func
+        if aiohttp_session:
+            WITH_AIOHTTP_SESSION.add(name)
+        return func
+
+    return register
+
+
+def cookie_header(token: str) -> dict[str, str]:
+    return {"Cookie": f"AIOHTTP_SESSION={token}"}
+
+
+async def their_cookie(aiohttp_client: AiohttpClient, key: str | bytes) -> str:
+    """A cookie made by aiohttp-session's EncryptedCookieStorage, for the user alice."""
+    from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+    theirs: Client = await aiohttp_session_client(aiohttp_client, EncryptedCookieStorage(key))
+    await theirs.get("/", params={"set": "user", "value": "alice"})
+    return session_cookie(theirs)
+
+
+def aged(token: str, key: str | bytes, days: float) -> str:
+    """The same cookie as if it had been made ``days`` ago."""
+    fernet = Fernet(key)
+    made = int(time.time() - days * DAY)
+    return fernet.encrypt_at_time(fernet.decrypt(token.encode()), made).decode()
+
+
+@scenario("visits")
+async def visits(namespace: Namespace, h: Harness) -> None:
+    client = await h.serve(namespace["app"])
     assert await (await client.get("/")).text() == "visits: 1"
     assert await (await client.get("/")).text() == "visits: 2"
 
 
-async def test_docs_quick_start(aiohttp_client: Any) -> None:
-    client = await aiohttp_client(run_first_block(ROOT / "docs" / "index.md"))
+@scenario("login")
+async def login(namespace: Namespace, h: Harness) -> None:
+    client = await h.serve(namespace["app"])
     assert await (await client.get("/")).text() == "hello stranger"
     resp = await client.post("/login", data={"user": "alice"})
     assert await resp.text() == "hello alice"
@@ -48,21 +301,238 @@ async def test_docs_quick_start(aiohttp_client: Any) -> None:
     assert await resp.text() == "hello stranger"
 
 
-async def test_websockets_lifecycle_snippet(aiohttp_client: Any) -> None:
-    import aiohttp
-
-    from aio_sessions import get_manager
-
-    app = run_first_block(ROOT / "docs" / "websockets.md")
-    client = await aiohttp_client(app)
+@scenario("websocket-chat")
+async def websocket_chat(namespace: Namespace, h: Harness) -> None:
+    app = namespace["app"]
+    client = await h.serve(app)
     own = str(client.make_url("/").origin())
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect("/ws", origin=own)
     assert refused.value.status == 401
     sid = await get_manager(app).create({"user": "ann"})
-    headers = {"Cookie": f"AIOHTTP_SESSION={sid}"}
-    async with client.ws_connect("/ws", origin=own, headers=headers) as ws:
+    async with client.ws_connect("/ws", origin=own, headers=cookie_header(sid)) as ws:
         assert await ws.receive_str() == "hello ann"
         await ws.send_str("ping")
         await ws.close()
     assert "last_seen" in (await get_manager(app).get(sid) or {})
+
+
+@scenario("admin-view")
+async def admin_view(namespace: Namespace, h: Harness) -> None:
+    app = web.Application()
+    manager = aio_sessions.setup(app)
+    app.router.add_view("/admin", namespace["Admin"])
+    client = await h.serve(app)
+    assert (await client.get("/admin")).status == 401
+    sid = await manager.create({"user": "ann", "role": "admin"})
+    resp = await client.get("/admin", headers=cookie_header(sid))
+    assert (resp.status, await resp.text()) == (200, "admin area")
+
+
+@scenario("store-outline")
+async def store_outline(namespace: Namespace, h: Harness) -> None:
+    my_store = namespace["MyStore"]
+    assert issubclass(my_store, Store)
+    assert isinstance(my_store(), Store)  # no coroutine of the protocol is missing
+
+
+@scenario("aiohttp-session", aiohttp_session=True)
+async def aiohttp_session_app(namespace: Namespace, h: Harness) -> None:
+    import aiohttp_session
+
+    async def log_in(request: web.Request) -> web.Response:
+        session = await aiohttp_session.get_session(request)
+        session["user"] = "alice"
+        return web.Response(text="ok")
+
+    app = namespace["app"]
+    app.router.add_get("/login", log_in)
+    theirs = await h.serve(app)
+    assert (await theirs.get("/login")).status == 200
+    make_client: MakeClient = h.fixtures.getfixturevalue("make_client")
+    ours = await make_client(store=EncryptedCookieStore(os.environ["SESSION_KEY"]))
+    assert await replay(ours, "/read", session_cookie(theirs)) == {
+        "data": {"user": "alice"},
+        "new": False,
+    }
+
+
+@scenario("old-cookies", aiohttp_session=True)
+async def old_cookies(namespace: Namespace, h: Harness) -> None:
+    """With max_age=30 days, aiohttp-session's cookies older than 14 days still log in."""
+    app = namespace["app"]
+    app.router.add_get("/read", read)
+    ours = await h.serve(app)
+    key = os.environ["SESSION_KEY"]
+    token = await their_cookie(h.aiohttp_client, key)
+    for days, logged_in in ((0, True), (20, True), (31, False)):
+        data = (await replay(ours, "/read", aged(token, key, days)))["data"]
+        assert data == ({"user": "alice"} if logged_in else {}), f"a cookie {days} days old"
+
+
+@scenario("sub-app-logout")
+async def sub_app_logout(namespace: Namespace, h: Harness) -> None:
+    app = namespace["app"]
+    manager = get_manager(app)
+    client = await h.serve(app)
+    alice = [await manager.create({"user": "alice"}) for _ in range(2)]
+    bob = await manager.create({"user": "bob"})
+    resp = await client.post("/admin/logout-everywhere", headers=cookie_header(alice[0]))
+    assert (resp.status, await resp.text()) == (200, "2 sessions ended")
+    assert [await manager.get(sid) for sid in alice] == [None, None]
+    assert await manager.get(bob) == {"user": "bob"}
+
+
+@scenario("user-key")
+async def user_key(namespace: Namespace, h: Harness) -> None:
+    async def log_in(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        session["user"] = {"name": "Ann", "admin": False}
+        session["user_id"] = 42
+        return web.Response(text="ok")
+
+    app = namespace["app"]
+    app.router.add_post("/login", log_in)
+    client = await h.serve(app)
+    assert (await client.post("/login")).status == 200
+    assert await get_manager(app).logout_user("42") == 1
+
+
+# -- the tests -------------------------------------------------------------------------------
+
+KINDS = ("handler", "app", "module", "manager", "store")
+HOW_TO_MARK = (
+    "put <!-- doc-test: KIND --> on the line above its fence, KIND one of handler, "
+    "app SCENARIO, module SCENARIO, manager, store (tests/test_docs.py says what each runs)"
+)
+
+
+def kind_of(block: Block) -> tuple[str, str]:
+    """The block's kind and scenario (empty for kinds without one); fails on a bad marker."""
+    where = f"{block.name} (line {block.line - 1})"
+    if block.marker is None:
+        pytest.fail(f"{where} has no doc-test marker: {HOW_TO_MARK}", pytrace=False)
+    kind, _, name = block.marker.partition(" ")
+    name = name.strip()
+    if kind not in KINDS:
+        pytest.fail(f"{where}: unknown kind {kind!r}: {HOW_TO_MARK}", pytrace=False)
+    if kind in ("app", "module") and name not in SCENARIOS:
+        known = ", ".join(sorted(SCENARIOS))
+        pytest.fail(
+            f"{where}: {kind} needs a known scenario, not {name!r} ({known})", pytrace=False
+        )
+    if kind not in ("app", "module") and name:
+        pytest.fail(f"{where}: {kind} takes no scenario, got {name!r}", pytrace=False)
+    return kind, name
+
+
+def block_param(block: Block) -> Any:
+    scenario_name = (block.marker or "").partition(" ")[2].strip()
+    marks = []
+    if scenario_name in WITH_AIOHTTP_SESSION:
+        marks.append(pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning"))
+    return pytest.param(block, id=block.name, marks=marks)
+
+
+@pytest.mark.parametrize("block", [block_param(block) for block in ALL_BLOCKS])
+async def test_doc_block(
+    block: Block,
+    aiohttp_client: AiohttpClient,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kind, name = kind_of(block)
+    monkeypatch.setenv("SESSION_KEY", Fernet.generate_key().decode())
+    h = Harness(aiohttp_client, request)
+    if kind == "handler":
+        await run_handler(block, h)
+    elif kind == "manager":
+        await run_manager(block, h)
+    elif kind == "store":
+        await run_store(block, h)
+    else:
+        namespace = run_module(block)
+        if kind == "app":
+            assert isinstance(namespace.get("app"), web.Application), f"{block.name}: no app"
+        await SCENARIOS[name](namespace, h)
+    logged = [f"{r.name} {r.levelname}: {r.getMessage()}" for r in caplog.records]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], logged
+
+
+def test_blocks_are_found() -> None:
+    """The harness sees the blocks of every page that has some (a broken finder runs none)."""
+    pages = {block.path.relative_to(ROOT).as_posix() for block in ALL_BLOCKS}
+    assert {
+        "README.md",
+        "docs/index.md",
+        "docs/session.md",
+        "docs/stores.md",
+        "docs/websockets.md",
+        "docs/migration.md",
+    } <= pages
+    assert all(block.code.strip() for block in ALL_BLOCKS)
+
+
+def test_finder_and_markers(tmp_path: Path) -> None:
+    """Fences of every form are found; a missing or unknown marker fails the block's test."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        textwrap.dedent(
+            """\
+            <!-- doc-test: handler -->
+            ```python
+            x = 1
+            ```
+
+            ```sh
+            echo not python
+            ```
+
+            - an item:
+
+              <!-- doc-test: app no-such-scenario -->
+              ~~~py
+              y = 2
+              ~~~
+
+            ````python
+            ```
+            ````
+            """
+        )
+    )
+    blocks = read_blocks(page)
+    assert [(b.number, b.line, b.code, b.marker) for b in blocks] == [
+        (1, 3, "x = 1\n", "handler"),
+        (2, 14, "y = 2\n", "app no-such-scenario"),
+        (3, 18, "```\n", None),
+    ]
+    assert kind_of(blocks[0]) == ("handler", "")
+    for bad, message in [
+        (blocks[1], "needs a known scenario"),
+        (blocks[2], "has no doc-test marker"),
+        (Block(page, 4, 1, "", "handlr"), "unknown kind 'handlr'"),
+        (Block(page, 5, 1, "", "store redis"), "takes no scenario"),
+    ]:
+        with pytest.raises(pytest.fail.Exception, match=message):
+            kind_of(bad)
+
+
+def test_every_scenario_is_used() -> None:
+    used = {(block.marker or "").partition(" ")[2].strip() for block in ALL_BLOCKS}
+    assert set(SCENARIOS) <= used, f"scenarios no block uses: {set(SCENARIOS) - used}"
+
+
+@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+async def test_aiohttp_session_cookies_last_14_days_without_max_age(
+    aiohttp_client: AiohttpClient, make_client: MakeClient
+) -> None:
+    """docs/migration.md: with neither max_age nor idle_timeout, a cookie aiohttp-session made
+    loads with the same key until it is 14 days old, and is refused after that."""
+    key = Fernet.generate_key().decode()  # aiohttp-session takes bytes as 32 raw bytes
+    token = await their_cookie(aiohttp_client, key)
+    ours = await make_client(store=EncryptedCookieStore(key))
+    assert await replay(ours, "/read", token) == {"data": {"user": "alice"}, "new": False}
+    assert (await replay(ours, "/read", aged(token, key, 13.9)))["data"] == {"user": "alice"}
+    assert await replay(ours, "/read", aged(token, key, 14.1)) == {"data": {}, "new": True}
