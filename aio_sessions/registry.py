@@ -247,10 +247,15 @@ class SocketRegistry:
                     self._on_message(raw)
                     if self._stopping:
                         return
-            except StoreUnavailable as exc:
+            except Exception as exc:  # any failure: the listener must outlive it
                 delay = _BACKOFF[min(failures, len(_BACKOFF) - 1)]
                 failures += 1
-                log.warning("revocation listener lost the store (%s); retrying in %ss", exc, delay)
+                if isinstance(exc, StoreUnavailable):
+                    log.warning(
+                        "revocation listener lost the store (%s); retrying in %ss", exc, delay
+                    )
+                else:
+                    log.exception("revocation listener failed; retrying in %ss", delay)
                 await asyncio.sleep(delay)
 
     async def stop(self) -> None:

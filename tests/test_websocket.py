@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -11,6 +12,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
+from redis.asyncio import RedisCluster as RedisClusterClient
 
 import aio_sessions
 from aio_sessions import (
@@ -450,23 +452,39 @@ async def test_thousand_sockets_open_and_close_without_leaks(make_client: Any) -
 # -- revocation across processes (two apps on one real Redis) -------------------------------
 
 
-@pytest.fixture
-async def two_processes(aiohttp_client: Any, redis_url: str) -> list[Client]:
+@pytest.fixture(params=["redis", "redis-cluster"])
+async def two_processes(
+    aiohttp_client: Any, request: pytest.FixtureRequest
+) -> AsyncIterator[list[Client]]:
+    """Two apps sharing one real Redis (or Redis Cluster), each with its own listener."""
+    cluster = request.param == "redis-cluster"
+    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
     prefix = f"ws{new_id()[:6]}_"
-    clients = []
-    for _ in range(2):
-        app = make_app(RedisStore.from_url(redis_url, key_prefix=prefix))
-        clients.append(await aiohttp_client(app))
-    redis = Redis.from_url(redis_url)
-    channel = f"{prefix}revoked"
-    await until_async(lambda: _subscribers(redis, channel))  # both listeners are in
-    await redis.aclose()
-    return clients
+    stores = [
+        RedisStore(RedisClusterClient.from_url(url), key_prefix=prefix)
+        if cluster
+        else RedisStore.from_url(url, key_prefix=prefix)
+        for _ in range(2)
+    ]
+    clients = [await aiohttp_client(make_app(store)) for store in stores]
+    await until_async(lambda: _subscribers(stores[0], f"{prefix}revoked"))  # both are in
+    yield clients
+    for store in stores:
+        await store.client.aclose()
 
 
-async def _subscribers(redis: Redis, channel: str) -> bool:
-    [(_, count)] = await redis.pubsub_numsub(channel)
-    return bool(count == 2)
+async def _subscribers(store: RedisStore, channel: str) -> bool:
+    """Whether both listeners subscribed, counted on every node of a cluster."""
+    client = store.client
+    nodes = client.get_nodes() if isinstance(client, RedisClusterClient) else [None]
+    count = 0
+    for node in nodes:
+        redis = client if node is None else Redis(host=node.host, port=node.port)
+        [(_, n)] = await redis.pubsub_numsub(channel)
+        count += int(n)
+        if node is not None:
+            await redis.aclose()
+    return count == 2
 
 
 async def until_async(predicate: Any, timeout: float = 5.0) -> None:

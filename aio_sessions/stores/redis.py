@@ -333,6 +333,9 @@ class RedisStore(Store):
         await self._call(self.client.publish(self.channel, message))
 
     async def listen(self) -> AsyncIterator[str]:
+        if isinstance(self.client, RedisCluster):
+            # A cluster client learns its slot map on first use; pub/sub needs it first.
+            await self._call(self.client.initialize())
         pubsub = self.client.pubsub()
         try:
             await self._call(pubsub.subscribe(self.channel))
