@@ -11,6 +11,7 @@ from aiohttp import hdrs, web
 from yarl import URL
 
 from .errors import CookieTooLarge
+from .stores._json import MAX_AGE_LIMIT
 from .stores.base import SessionRecord
 
 #: Server-side lifetime of a session when neither ``idle_timeout`` nor ``max_age`` is set.
@@ -35,9 +36,14 @@ def normalize_origin(origin: str) -> str:
 
 
 def check_max_age(value: int | None) -> int | None:
-    """Validate a cookie lifetime: a positive whole number of seconds, or None."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ValueError("max_age must be a positive whole number of seconds or None")
+    """Validate a cookie lifetime: a positive whole number of seconds up to ten years, or None.
+
+    Longer is refused here because a store would refuse the record holding it.
+    """
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_AGE_LIMIT
+    ):
+        raise ValueError("max_age must be a whole number of seconds from 1 to ten years, or None")
     return value
 
 
