@@ -187,7 +187,7 @@ def test_the_stdlib_codec_is_used_without_orjson() -> None:
     script = (
         "import sys; sys.modules['orjson'] = None\n"
         "from aio_sessions.stores import _json\n"
-        "assert _json.decode is _json.std_decode and _json._encode is _json.std_encode\n"
+        "assert _json.decode is _json.std_decode and _json._encode_within is _json._std_within\n"
         "assert not hasattr(_json, 'fast_encode')\n"
         "print(_json.dump_data({'a': [1, 2**70]}))\n"
     )
@@ -233,7 +233,16 @@ def test_the_store_contract_holds_without_orjson(tmp_path: Path) -> None:
 
 def test_orjson_is_used_when_installed() -> None:
     assert _json.decode is _json.fast_decode
-    assert _json._encode is _json.fast_encode
+    assert _json._encode_within is not _json._std_within
+
+
+def test_orjson_refuses_to_nest_deeper_than_the_limit_by_itself() -> None:
+    """What orjson writes is not measured for depth: this is why (see MAX_DEPTH)."""
+    orjson.dumps(nested(MAX_DEPTH))
+    with pytest.raises(TypeError, match="Recursion"):
+        orjson.dumps(nested(MAX_DEPTH + 1))
+    with pytest.raises(TypeError, match="Recursion"):
+        orjson.dumps({"k": nested(MAX_DEPTH)})
 
 
 def test_copy_decoded_shares_nothing_mutable() -> None:

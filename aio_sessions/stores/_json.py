@@ -16,6 +16,7 @@ import enum
 import json
 import math
 import re
+import sys
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeGuard
@@ -24,10 +25,10 @@ from .._ids import new_id, valid_id
 from ..errors import SerializationError
 from .base import SessionRecord
 
-#: Session data nested deeper than this (objects and lists) is refused on save and on load:
-#: far beyond what a session needs, and far from where the stdlib codec (or copy_decoded)
-#: would run out of stack.
-MAX_DEPTH = 100
+#: Session data nested deeper than this (objects and lists; the session object is the first
+#: level) is refused on save and on load. It is orjson's own limit, so what orjson writes
+#: needs no check, and far from where the stdlib codec (or copy_decoded) runs out of stack.
+MAX_DEPTH = 254
 #: The last second of the year 9999: a later ``created`` or ``accessed`` is not a time.
 LATEST_EPOCH = 253_402_300_799
 #: The longest per-session cookie lifetime a record may hold: ten years.
@@ -85,6 +86,39 @@ std_decode: Callable[[str], Any] = json.JSONDecoder(
     parse_float=_finite_float, parse_constant=_no_constant
 ).decode
 
+_ANY_DEPTH = sys.maxsize
+
+
+def _std_within(value: Any, depth: int) -> str:
+    """Encode with the stdlib; ValueError when ``value`` nests more than ``depth`` levels."""
+    text = std_encode(value)
+    if len(text) > 2 * depth and _too_deep(text, depth):
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    return text
+
+
+# A JSON string, and the brackets left once strings are gone (for _too_deep's slow path).
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _too_deep(text: str, depth: int) -> bool:
+    """Whether JSON ``text`` nests objects and lists more than ``depth`` levels.
+
+    Callers skip text shorter than ``2 * depth + 2``, which cannot nest that deep. Text with no
+    more brackets than ``depth`` cannot either (two counts); otherwise the brackets outside
+    strings are followed.
+    """
+    if text.count("[") + text.count("{") <= depth:
+        return False
+    level = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        level += 1 if bracket in "[{" else -1
+        if level > depth:
+            return True
+    return False
+
+
 try:
     import orjson
 except ImportError:  # the optional extra: pip install "aio-sessions[orjson]"
@@ -105,19 +139,24 @@ if orjson is not None:
     _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
     _NINETEEN_DIGITS = b"0" * 19
 
-    def fast_encode(value: Any) -> str:
+    def _encode_within(value: Any, depth: int) -> str:
         """orjson, or the stdlib for what orjson refuses (integers over 64 bits, ...).
 
         orjson writes NaN and infinities as null, which the stdlib refuses: output with a
-        null in it (rare: None values) is written by the stdlib instead.
+        null in it (rare: None values) is written by the stdlib instead. orjson nests no
+        deeper than MAX_DEPTH by itself, so only the stdlib's output is measured.
         """
         try:
             out = orjson.dumps(value, option=_OPTIONS)
         except TypeError:
-            return std_encode(value)
-        if b"null" in out:
-            return std_encode(value)
+            return _std_within(value, depth)
+        if out.find(b"null") != -1:  # (find: "in" costs more on bytes)
+            return _std_within(value, depth)
         return out.decode()
+
+    def fast_encode(value: Any) -> str:
+        """The orjson codec alone, at any depth (what tests compare with std_encode)."""
+        return _encode_within(value, _ANY_DEPTH)
 
     def fast_decode(text: str) -> Any:
         """orjson, or the stdlib for long integers and what orjson refuses (NaN, ...)."""
@@ -129,9 +168,9 @@ if orjson is not None:
                 pass
         return std_decode(text)
 
-    _encode, decode = fast_encode, fast_decode
+    decode = fast_decode
 else:
-    _encode, decode = std_encode, std_decode
+    _encode_within, decode = _std_within, std_decode
 
 
 def copy_decoded(data: dict[str, Any]) -> dict[str, Any]:
@@ -196,14 +235,6 @@ def _dump(doc: object, data: dict[str, Any], depth: int) -> str:
         raise SerializationError(_bad_key(data), exc) from exc
 
 
-def _encode_within(value: object, depth: int) -> str:
-    """Encode ``value``; ValueError when it is nested more than ``depth`` levels."""
-    text = _encode(value)
-    if _too_deep(text, depth):
-        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
-    return text
-
-
 def _bad_key(data: dict[str, Any]) -> str | None:
     for key, value in data.items():
         try:
@@ -213,27 +244,6 @@ def _bad_key(data: dict[str, Any]) -> str | None:
     return None
 
 
-# A JSON string, and the brackets left once strings are gone (for _too_deep's slow path).
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def _too_deep(text: str, depth: int) -> bool:
-    """Whether JSON ``text`` nests objects and lists more than ``depth`` levels.
-
-    Text with no more brackets than that cannot be (two counts, the usual case); otherwise
-    the brackets outside strings are followed.
-    """
-    if text.count("[") + text.count("{") <= depth:
-        return False
-    level = 0
-    for bracket in _BRACKET.findall(_STRING.sub("", text)):
-        level += 1 if bracket in "[{" else -1
-        if level > depth:
-            return True
-    return False
-
-
 # What a decoder may raise besides ValueError on hostile input: RecursionError for deep
 # nesting, ArithmeticError (OverflowError) for numbers out of range.
 _MALFORMED = (ValueError, ArithmeticError, RecursionError)
@@ -241,20 +251,21 @@ _MALFORMED = (ValueError, ArithmeticError, RecursionError)
 
 def parse(raw: str | bytes) -> dict[str, Any]:
     """Decode a stored document; anything but a JSON object of sane depth raises ValueError."""
-    if isinstance(raw, (bytes, bytearray, memoryview)):
+    if type(raw) is not str:
+        if not isinstance(raw, (bytes, bytearray, memoryview)):
+            raise ValueError(f"session record is {type(raw).__name__}, not text")
         try:
             raw = bytes(raw).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValueError("session record is not UTF-8") from exc
-    if not isinstance(raw, str):
-        raise ValueError(f"session record is {type(raw).__name__}, not text")
     try:
         doc = decode(raw)
     except _MALFORMED as exc:
         raise ValueError(f"session record is not JSON ({type(exc).__name__})") from exc
     if type(doc) is not dict:
         raise ValueError("session record is not an object")
-    if _too_deep(raw, MAX_DEPTH + 1):
+    depth = MAX_DEPTH + 1
+    if len(raw) > 2 * depth and _too_deep(raw, depth):
         raise ValueError(f"session data nested deeper than {MAX_DEPTH} levels")
     return doc
 
@@ -297,15 +308,24 @@ def is_epoch(value: object) -> TypeGuard[float]:
 
     NaN fails the comparison, an infinity the range; bool is not a number here.
     """
-    return (type(value) is int or type(value) is float) and 0 <= value <= LATEST_EPOCH
+    return type(value) in _NUMBER and 0 <= value <= LATEST_EPOCH  # type: ignore[operator]
 
 
-def _header_problem(created: object, accessed: object, max_age: object) -> str | None:
-    """What is wrong with a record's times and lifetime, or None when they are sane."""
-    if not is_epoch(created):
+def _header_problem(created: Any, accessed: Any, max_age: Any) -> str | None:
+    """What is wrong with a record's times and lifetime, or None when they are sane.
+
+    is_epoch's test, written out: this runs on every save and load.
+    """
+    if type(created) not in _NUMBER or not 0 <= created <= LATEST_EPOCH:
         return "session record's created time is missing or out of range"
-    if accessed is not None and not is_epoch(accessed):
+    if accessed is not None and (
+        type(accessed) not in _NUMBER or not 0 <= accessed <= LATEST_EPOCH
+    ):
         return "session record's accessed time is out of range"
     if max_age is not None and (type(max_age) is not int or not 0 < max_age <= MAX_AGE_LIMIT):
         return "session record's max_age is not a whole number of seconds up to ten years"
     return None
+
+
+# JSON numbers; bool is a subclass of int but not a number here, and type() tells them apart.
+_NUMBER = (int, float)
