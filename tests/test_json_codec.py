@@ -198,7 +198,8 @@ def test_the_stdlib_codec_is_used_without_orjson() -> None:
 
 
 def test_the_store_contract_holds_without_orjson(tmp_path: Path) -> None:
-    """The default install has no orjson: the stores' conformance suite runs on the stdlib codec.
+    """The default install has no orjson: the stores' conformance suite runs on the stdlib codec,
+    and so do the corrupt-record and browser-text suites.
 
     Redis is left out only to keep this quick; its codec path is the same functions.
     """
@@ -218,6 +219,8 @@ def test_the_store_contract_holds_without_orjson(tmp_path: Path) -> None:
             str(tests / "test_store_conformance.py"),
             str(tests / "test_memory_store.py"),
             str(tests / "test_record_format.py"),
+            str(tests / "test_corrupt_records.py"),
+            str(tests / "test_browser_text.py"),
         ],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
         cwd=tests.parent,
