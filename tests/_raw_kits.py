@@ -1,7 +1,9 @@
 """Every store, with a way to put raw bytes where a live session's record is kept.
 
 What a disk, a person or another program could leave there: the corrupt-record and the
-browser-text tests feed each store's load path through these.
+browser-text tests feed each store's load path through these. Tests list a kit before
+``make_client``, so the app (and its revocation listener) stops before the kit closes the
+Redis client it shares.
 """
 
 from __future__ import annotations

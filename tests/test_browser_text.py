@@ -52,7 +52,7 @@ BODIES = [
 ]
 
 
-async def test_text_a_browser_sends_round_trips(make_client: MakeClient, raw_kit: RawKit) -> None:
+async def test_text_a_browser_sends_round_trips(raw_kit: RawKit, make_client: MakeClient) -> None:
     client = await make_client(("POST", "/store", store_body), store=raw_kit.store)
     expected: dict[str, Any] = {}
     for body in BODIES:
@@ -66,12 +66,18 @@ async def test_text_a_browser_sends_round_trips(make_client: MakeClient, raw_kit
         assert (await read.json())["data"] == expected
 
 
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
 async def test_aiohttp_session_reads_the_escaped_text(
-    make_client: MakeClient, redis_url: str
+    redis: Redis, make_client: MakeClient
 ) -> None:
     """aiohttp-session's RedisStorage decodes with json.loads: the record must be UTF-8 JSON
     that reads back the same there."""
-    redis = Redis.from_url(redis_url)
     store = RedisStore(redis, key_prefix=f"text-{new_id()[:8]}_")
     client = await make_client(("POST", "/store", store_body), store=store)
     body = '{"name": "Anna \\ud83d"}'
@@ -81,7 +87,6 @@ async def test_aiohttp_session_reads_the_escaped_text(
     assert json.loads(raw.decode("utf-8"))["session"] == {"name": "Anna \ud83d"}
     assert b"\\ud83d" in raw
     await store.clear()
-    await redis.aclose()
 
 
 def utf16(text: str) -> str:

@@ -133,7 +133,7 @@ async def count_with(client: TestClient[web.Request, web.Application], cookie: s
 # -- through a real server ----------------------------------------------------------------
 
 
-async def test_a_valid_planted_record_loads(make_client: MakeClient, plantable: RawKit) -> None:
+async def test_a_valid_planted_record_loads(plantable: RawKit, make_client: MakeClient) -> None:
     """The planting works: without this, every test below could pass by never loading."""
     assert plantable.plant is not None
     client = await make_client(store=plantable.store)
@@ -142,7 +142,7 @@ async def test_a_valid_planted_record_loads(make_client: MakeClient, plantable: 
 
 
 async def test_every_kind_of_corrupt_record_gives_a_fresh_session(
-    make_client: MakeClient, plantable: RawKit, caplog: pytest.LogCaptureFixture
+    plantable: RawKit, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert plantable.plant is not None
     client = await make_client(store=plantable.store)
@@ -159,7 +159,7 @@ async def test_every_kind_of_corrupt_record_gives_a_fresh_session(
 
 
 async def test_an_entry_of_another_kind_gives_a_fresh_session(
-    make_client: MakeClient, other_kind: RawKit
+    other_kind: RawKit, make_client: MakeClient
 ) -> None:
     """A Redis hash, or a SQLite integer, where the record should be."""
     assert other_kind.plant_other_kind is not None
@@ -169,7 +169,7 @@ async def test_an_entry_of_another_kind_gives_a_fresh_session(
     assert await count_with(client, cookie) == {"n": 1}
 
 
-async def test_what_saved_always_loads(make_client: MakeClient, raw_kit: RawKit) -> None:
+async def test_what_saved_always_loads(raw_kit: RawKit, make_client: MakeClient) -> None:
     """Deep data: stored up to the limit and read back (MemoryStore copies it recursively);
     deeper, refused at save with the key named, and the stored session kept as it was."""
 
@@ -337,7 +337,7 @@ COOKIES = settings(
 
 @pytest.fixture
 async def counting_client(
-    make_client: MakeClient, raw_kit: RawKit
+    raw_kit: RawKit, make_client: MakeClient
 ) -> tuple[TestClient[web.Request, web.Application], str]:
     """One server per store for all the examples, and a real session cookie of it."""
     client = await make_client(store=raw_kit.store)
