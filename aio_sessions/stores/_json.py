@@ -28,6 +28,8 @@ from .base import SessionRecord
 #: Session data nested deeper than this (objects and lists; the session object is the first
 #: level) is refused on save and on load. It is orjson's own limit, so what orjson writes
 #: needs no check, and far from where the stdlib codec (or copy_decoded) runs out of stack.
+#: orjson does not count tuples, though: tuples a handler nests past the limit are written,
+#: then refused as corrupt on load (and nested some thousands deep, they crash orjson).
 MAX_DEPTH = 254
 #: The last second of the year 9999: a later ``created`` or ``accessed`` is not a time.
 LATEST_EPOCH = 253_402_300_799
@@ -306,26 +308,18 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
 def is_epoch(value: object) -> TypeGuard[float]:
     """Whether ``value`` is a time a record may hold: a number of seconds from 1970 to 9999.
 
-    NaN fails the comparison, an infinity the range; bool is not a number here.
+    NaN fails the comparison, an infinity the range; bool is not a number here (type() tells
+    it from int).
     """
-    return type(value) in _NUMBER and 0 <= value <= LATEST_EPOCH  # type: ignore[operator]
+    return (type(value) is int or type(value) is float) and 0 <= value <= LATEST_EPOCH
 
 
-def _header_problem(created: Any, accessed: Any, max_age: Any) -> str | None:
-    """What is wrong with a record's times and lifetime, or None when they are sane.
-
-    is_epoch's test, written out: this runs on every save and load.
-    """
-    if type(created) not in _NUMBER or not 0 <= created <= LATEST_EPOCH:
+def _header_problem(created: object, accessed: object, max_age: object) -> str | None:
+    """What is wrong with a record's times and lifetime, or None when they are sane."""
+    if not is_epoch(created):
         return "session record's created time is missing or out of range"
-    if accessed is not None and (
-        type(accessed) not in _NUMBER or not 0 <= accessed <= LATEST_EPOCH
-    ):
+    if accessed is not None and not is_epoch(accessed):
         return "session record's accessed time is out of range"
     if max_age is not None and (type(max_age) is not int or not 0 < max_age <= MAX_AGE_LIMIT):
         return "session record's max_age is not a whole number of seconds up to ten years"
     return None
-
-
-# JSON numbers; bool is a subclass of int but not a number here, and type() tells them apart.
-_NUMBER = (int, float)
