@@ -24,6 +24,7 @@ from .cookies import (
 )
 from .errors import CookieTooLarge
 from .origins import check_origins, normalize_origin
+from .stores._json import MAX_AGE_LIMIT
 from .stores.base import SessionRecord, Store
 
 #: Server-side lifetime of a session when neither ``idle_timeout`` nor ``max_age`` is set.
@@ -50,8 +51,14 @@ _STORE_FOR = {
 
 
 def check_max_age(value: int | None) -> int | None:
-    """Validate a cookie lifetime: a positive whole number of seconds, or None."""
+    """Validate a cookie lifetime: a positive whole number of seconds up to ten years, or None.
+
+    Longer is refused here because a store would refuse the record holding it.
+    """
     check_positive("max_age", value, whole=True, unit="seconds", example="max_age=3600")
+    if value is not None and value > MAX_AGE_LIMIT:
+        expected = "a whole number of seconds from 1 to ten years"
+        raise ValueError(describe("max_age", value, expected, "e.g. max_age=30 * 24 * 3600"))
     return value
 
 

@@ -4,26 +4,122 @@ aiohttp-session writes ``{"created": <int>, "session": {...}}``; it ignores othe
 ours ride along (``accessed``, ``max_age``; ``id`` for cookie stores) and a site can switch
 between the libraries either way.
 
-The codec is the standard library's, or orjson's when it is installed (the ``orjson`` extra):
-orjson falls back to the standard library wherever their results would differ on reading,
-and on writing for everything but what docs/stores.md lists.
+The codec is the standard library's, or orjson's when it is installed (the ``orjson`` extra).
+Both write and refuse the same values (docs/stores.md states the rules): orjson hands over to
+the standard library wherever they would differ. What the encoder refuses, the decoder refuses
+too, and the other way round, so a record that saved always loads and one that loads saves.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import math
+import re
+import sys
+import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
-from .._ids import new_id
+from .._ids import new_id, valid_id
 from ..errors import SerializationError
 from .base import SessionRecord
 
-std_encode: Callable[[Any], str] = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False
+#: Session data nested deeper than this (objects and lists; the session object is the first
+#: level) is refused on save and on load. It is orjson's own limit, so what orjson writes
+#: needs no check, and far from where the stdlib codec (or copy_decoded) runs out of stack.
+#: orjson does not count tuples, though: tuples a handler nests past the limit are written,
+#: then refused as corrupt on load (and nested some thousands deep, they crash orjson).
+MAX_DEPTH = 254
+#: The last second of the year 9999: a later ``created`` or ``accessed`` is not a time.
+LATEST_EPOCH = 253_402_300_799
+#: The longest per-session cookie lifetime a record may hold: ten years.
+MAX_AGE_LIMIT = 10 * 366 * 24 * 3600
+
+
+def _std_default(value: Any) -> Any:
+    """Write what orjson writes natively alike: a UUID as its text, an Enum as its value."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_std_encode: Callable[[Any], str] = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_std_default
 ).encode
-#: json.loads without its per-call checks, for text (decode bytes first).
-std_decode: Callable[[str], Any] = json.JSONDecoder().decode
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def std_encode(value: Any) -> str:
+    """The stdlib encoder; lone surrogates (which UTF-8 cannot hold) are written escaped.
+
+    Only text that is not ASCII is checked, and only text that fails the check is rewritten.
+    A surrogate can only be inside a JSON string, where its escape reads back as itself.
+    """
+    text = _std_encode(value)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _SURROGATE.sub(_escape_surrogate, text)
+    return text
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text[:32]}")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+#: json.loads without its per-call checks, for text (decode bytes first). NaN, infinities and
+#: numbers too large for a float are refused, as the encoder refuses them.
+std_decode: Callable[[str], Any] = json.JSONDecoder(
+    parse_float=_finite_float, parse_constant=_no_constant
+).decode
+
+_ANY_DEPTH = sys.maxsize
+
+
+def _std_within(value: Any, depth: int) -> str:
+    """Encode with the stdlib; ValueError when ``value`` nests more than ``depth`` levels."""
+    text = std_encode(value)
+    if len(text) > 2 * depth and _too_deep(text, depth):
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    return text
+
+
+# A JSON string, and the brackets left once strings are gone (for _too_deep's slow path).
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _too_deep(text: str, depth: int) -> bool:
+    """Whether JSON ``text`` nests objects and lists more than ``depth`` levels.
+
+    Callers skip text shorter than ``2 * depth + 2``, which cannot nest that deep. Text with no
+    more brackets than ``depth`` cannot either (two counts); otherwise the brackets outside
+    strings are followed.
+    """
+    if text.count("[") + text.count("{") <= depth:
+        return False
+    level = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        level += 1 if bracket in "[{" else -1
+        if level > depth:
+            return True
+    return False
+
 
 try:
     import orjson
@@ -31,11 +127,11 @@ except ImportError:  # the optional extra: pip install "aio-sessions[orjson]"
     orjson = None  # type: ignore[assignment]
 
 if orjson is not None:
-    # What the stdlib refuses, orjson must refuse too (so it falls back to the stdlib):
-    # datetimes, dataclasses and subclasses are passed through to its missing default.
+    # What orjson would write differently from the stdlib, it must refuse (so the stdlib
+    # writes it): datetimes, dataclasses and subclasses are passed through to its missing
+    # default, and dict keys that are not str are refused without OPT_NON_STR_KEYS.
     _OPTIONS = (
-        orjson.OPT_NON_STR_KEYS
-        | orjson.OPT_PASSTHROUGH_DATETIME
+        orjson.OPT_PASSTHROUGH_DATETIME
         | orjson.OPT_PASSTHROUGH_DATACLASS
         | orjson.OPT_PASSTHROUGH_SUBCLASS
     )
@@ -45,12 +141,24 @@ if orjson is not None:
     _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
     _NINETEEN_DIGITS = b"0" * 19
 
-    def fast_encode(value: Any) -> str:
-        """orjson, or the stdlib for what orjson refuses (integers over 64 bits, ...)."""
+    def _encode_within(value: Any, depth: int) -> str:
+        """orjson, or the stdlib for what orjson refuses (integers over 64 bits, ...).
+
+        orjson writes NaN and infinities as null, which the stdlib refuses: output with a
+        null in it (rare: None values) is written by the stdlib instead. orjson nests no
+        deeper than MAX_DEPTH by itself, so only the stdlib's output is measured.
+        """
         try:
-            return orjson.dumps(value, option=_OPTIONS).decode()
+            out = orjson.dumps(value, option=_OPTIONS)
         except TypeError:
-            return std_encode(value)
+            return _std_within(value, depth)
+        if out.find(b"null") != -1:  # (find: "in" costs more on bytes)
+            return _std_within(value, depth)
+        return out.decode()
+
+    def fast_encode(value: Any) -> str:
+        """The orjson codec alone, at any depth (what tests compare with std_encode)."""
+        return _encode_within(value, _ANY_DEPTH)
 
     def fast_decode(text: str) -> Any:
         """orjson, or the stdlib for long integers and what orjson refuses (NaN, ...)."""
@@ -62,9 +170,9 @@ if orjson is not None:
                 pass
         return std_decode(text)
 
-    _encode, decode = fast_encode, fast_decode
+    decode = fast_decode
 else:
-    _encode, decode = std_encode, std_decode
+    _encode_within, decode = _std_within, std_decode
 
 
 def copy_decoded(data: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +202,13 @@ _CONTAINERS = (dict, list)
 def dump_record(
     record: SessionRecord, *, with_id: bool = False, extra: dict[str, Any] | None = None
 ) -> str:
-    """Encode a record; a value JSON cannot hold raises SerializationError naming its key."""
+    """Encode a record; a value JSON cannot hold raises SerializationError naming its key.
+
+    A record the decoder would call corrupt (a time or lifetime out of range) is refused too.
+    """
+    problem = _header_problem(record.created, record.accessed, record.max_age, record.linked)
+    if problem is not None:
+        raise SerializationError(None, ValueError(problem))
     doc: dict[str, Any] = {"created": record.created, "session": record.data}
     if record.accessed is not None:
         doc["accessed"] = record.accessed
@@ -106,35 +220,57 @@ def dump_record(
         doc["id"] = record.id
     if extra:
         doc.update(extra)
-    return _dump(doc, record.data)
+    return _dump(doc, record.data, MAX_DEPTH + 1)
 
 
 def dump_data(data: dict[str, Any]) -> str:
     """Encode session data alone; a value JSON cannot hold raises SerializationError."""
-    return _dump(data, data)
+    return _dump(data, data, MAX_DEPTH)
 
 
-def _dump(doc: object, data: dict[str, Any]) -> str:
+# What the encoders raise for a value they refuse (RecursionError: nesting beyond the stack).
+_REFUSED = (TypeError, ValueError, RecursionError)
+
+
+def _dump(doc: object, data: dict[str, Any], depth: int) -> str:
     try:
-        return _encode(doc)
-    except (TypeError, ValueError) as exc:
+        return _encode_within(doc, depth)
+    except _REFUSED as exc:
         raise SerializationError(_bad_key(data), exc) from exc
 
 
 def _bad_key(data: dict[str, Any]) -> str | None:
     for key, value in data.items():
         try:
-            _encode({key: value})
-        except (TypeError, ValueError):
+            _encode_within({key: value}, MAX_DEPTH)
+        except _REFUSED:
             return key
     return None
 
 
+# What a decoder may raise besides ValueError on hostile input: RecursionError for deep
+# nesting, ArithmeticError (OverflowError) for numbers out of range.
+_MALFORMED = (ValueError, ArithmeticError, RecursionError)
+
+
 def parse(raw: str | bytes) -> dict[str, Any]:
-    """Decode a stored document; anything but a JSON object raises ValueError."""
-    doc = decode(raw if isinstance(raw, str) else raw.decode("utf-8"))
-    if not isinstance(doc, dict):
+    """Decode a stored document; anything but a JSON object of sane depth raises ValueError."""
+    if type(raw) is not str:
+        if not isinstance(raw, (bytes, bytearray, memoryview)):
+            raise ValueError(f"session record is {type(raw).__name__}, not text")
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError("session record is not UTF-8") from exc
+    try:
+        doc = decode(raw)
+    except _MALFORMED as exc:
+        raise ValueError(f"session record is not JSON ({type(exc).__name__})") from exc
+    if type(doc) is not dict:
         raise ValueError("session record is not an object")
+    depth = MAX_DEPTH + 1
+    if len(raw) > 2 * depth and _too_deep(raw, depth):
+        raise ValueError(f"session data nested deeper than {MAX_DEPTH} levels")
     return doc
 
 
@@ -144,7 +280,7 @@ def load_record(session_id: str | None, raw: str | bytes) -> SessionRecord:
 
 
 def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecord:
-    """Check a decoded document's shape and build its record.
+    """Check a decoded document's shape and build its record; ValueError when it is wrong.
 
     ``session_id`` None takes the id from the document (cookie stores); a document without
     one (written by aiohttp-session) gets a fresh id.
@@ -154,27 +290,52 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
     accessed: Any = doc.get("accessed")
     max_age: Any = doc.get("max_age")
     linked: Any = doc.get("linked")
-    sid = session_id if session_id is not None else doc.get("id")
-    if sid is None:
-        sid = new_id()
-    if (
-        type(data) is not dict
-        or type(created) not in _NUMBER
-        or (accessed is not None and type(accessed) not in _NUMBER)
-        or (max_age is not None and (type(max_age) not in _NUMBER or max_age <= 0))
-        or (linked is not None and type(linked) not in _NUMBER)
-        or type(sid) is not str
-    ):
-        raise ValueError("session record has the wrong shape")
+    if session_id is None:
+        sid = doc.get("id")
+        if sid is None:
+            sid = new_id()
+        elif type(sid) is not str or not valid_id(sid):
+            raise ValueError("session record has a malformed id")
+    else:
+        sid = session_id
+    if type(data) is not dict:
+        raise ValueError("session record's data is not an object")
+    problem = _header_problem(created, accessed, max_age) or (
+        None
+        if linked is None or is_epoch(linked)
+        else "session record's linked time is out of range"
+    )
+    if problem is not None:
+        raise ValueError(problem)
     return SessionRecord(
         sid,
         data,
         int(created),
         None if accessed is None else float(accessed),
-        None if max_age is None else int(max_age),
+        max_age,
         None if linked is None else float(linked),
     )
 
 
-# JSON numbers; bool is a subclass of int but not a number here, and type() tells them apart.
-_NUMBER = (int, float)
+def is_epoch(value: object) -> TypeGuard[float]:
+    """Whether ``value`` is a time a record may hold: a number of seconds from 1970 to 9999.
+
+    NaN fails the comparison, an infinity the range; bool is not a number here (type() tells
+    it from int).
+    """
+    return (type(value) is int or type(value) is float) and 0 <= value <= LATEST_EPOCH
+
+
+def _header_problem(
+    created: object, accessed: object, max_age: object, linked: object = None
+) -> str | None:
+    """What is wrong with a record's times and lifetime, or None when they are sane."""
+    if not is_epoch(created):
+        return "session record's created time is missing or out of range"
+    if accessed is not None and not is_epoch(accessed):
+        return "session record's accessed time is out of range"
+    if max_age is not None and (type(max_age) is not int or not 0 < max_age <= MAX_AGE_LIMIT):
+        return "session record's max_age is not a whole number of seconds up to ten years"
+    if linked is not None and not is_epoch(linked):
+        return "session record's linked time is out of range"
+    return None

@@ -23,7 +23,7 @@ from typing import NoReturn
 from .._checks import check_path, check_positive, refuse_options
 from .._ids import valid_id
 from ._blocking import BlockingStore
-from ._json import dump_record, parse, record_from_doc
+from ._json import dump_record, is_epoch, parse, record_from_doc
 from .base import SessionRecord
 
 log = logging.getLogger("aio_sessions")
@@ -82,8 +82,8 @@ class FileStore(BlockingStore):
         try:
             doc = parse(raw)
             expires = doc.get("expires")
-            if not isinstance(expires, (int, float)):
-                raise ValueError("no expiry")
+            if not is_epoch(expires):
+                raise ValueError("no expiry, or one out of range")
             if expires <= time.time():
                 return None
             return record_from_doc(session_id, doc)

@@ -183,7 +183,7 @@ class RedisStore(Store):
         keys = [self._key(sid) for sid in ids]
         try:
             if len(keys) == 1:
-                values = [await self._call(self.client.get(keys[0]))]
+                values = [await self._get(keys[0])]
             elif isinstance(self.client, RedisCluster):
                 values = await self._call(self.client.mget_nonatomic(keys))
             else:
@@ -200,6 +200,19 @@ class RedisStore(Store):
             for future in batch[sid]:
                 if not future.done():
                     future.set_result(value)
+
+    async def _get(self, key: str) -> bytes | str | None:
+        """GET one session key; a key of another type (a hash, a list) reads as b"" (corrupt).
+
+        MGET already reads such keys as missing, where GET would fail the request.
+        """
+        try:
+            value: bytes | str | None = await self._call(self.client.get(key))
+        except redis_errors.ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            return b""
+        return value
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
@@ -262,9 +275,11 @@ class RedisStore(Store):
         """Merge a batch into the stored session; the result and the value now stored."""
         key = self._key(session_id)
         if expected is None:
-            expected = await self._call(self.client.get(key))
+            expected = await self._get(key)
         for attempt in range(_MAX_ATTEMPTS):
-            current = None if expected is None else _decode(session_id, expected)
+            if expected is None:
+                return None, None
+            current = _decode(session_id, expected)
             if current is None:
                 return None, None
             for waiter in batch:

@@ -86,8 +86,11 @@ class SQLiteStore(BlockingStore):
         db.execute("COMMIT")
 
     def _read(self, session_id: str) -> SessionRecord | None:
+        # As bytes: SQLite keeps whatever it was given, and text that is not UTF-8 would fail
+        # inside fetchone() (an OperationalError, "unavailable") instead of being corrupt.
         row = self._conn.execute(
-            "SELECT data FROM sessions WHERE id = ? AND expires > ?", (session_id, time.time())
+            "SELECT CAST(data AS BLOB) FROM sessions WHERE id = ? AND expires > ?",
+            (session_id, time.time()),
         ).fetchone()
         if row is None:
             return None
