@@ -56,10 +56,14 @@ def check_max_age(value: int | None) -> int | None:
     Longer is refused here because a store would refuse the record holding it.
     """
     check_positive("max_age", value, whole=True, unit="seconds", example="max_age=3600")
-    if value is not None and value > MAX_AGE_LIMIT:
-        expected = "a whole number of seconds from 1 to ten years"
-        raise ValueError(describe("max_age", value, expected, "e.g. max_age=30 * 24 * 3600"))
+    _check_at_most_ten_years("max_age", value, "max_age=30 * 24 * 3600")
     return value
+
+
+def _check_at_most_ten_years(name: str, value: float | None, example: str) -> None:
+    """Lifetimes end within ten years: stores refuse records that claim more as corrupt."""
+    if value is not None and value > MAX_AGE_LIMIT:
+        raise ValueError(describe(name, value, "at most ten years in seconds", f"e.g. {example}"))
 
 
 def check_store(store: object) -> Store:
@@ -124,6 +128,7 @@ class SessionConfig:
         check_max_age(self.max_age)
         for name, example in _TIMEOUTS.items():
             check_positive(name, getattr(self, name), whole=False, unit="seconds", example=example)
+            _check_at_most_ten_years(name, getattr(self, name), example)
         for name in _FLAGS:
             check_bool(name, getattr(self, name))
         check_bool("secure", self.secure, optional=True)
