@@ -7,16 +7,22 @@ from typing import TYPE_CHECKING, Any
 from .errors import CookieTooLarge, SerializationError, SessionError, StoreUnavailable
 from .manager import SessionManager
 from .middleware import get_manager, get_session, new_session, session_middleware, setup
-from .registry import CLOSE_SESSION_EXPIRED, CLOSE_SESSION_REVOKED, SocketRegistry
+from .registry import (
+    CLOSE_SESSION_EXPIRED,
+    CLOSE_SESSION_FORBIDDEN,
+    CLOSE_SESSION_REVOKED,
+    SocketRegistry,
+)
 from .session import Session
 from .stores import EncryptedCookieStore, FileStore, MemoryStore, SQLiteStore, Store
-from .websocket import get_ws_session, require_session
+from .websocket import get_ws_session, require_session, session_changes
 
 if TYPE_CHECKING:
     from .stores.redis import RedisStore
 
 __all__ = [
     "CLOSE_SESSION_EXPIRED",
+    "CLOSE_SESSION_FORBIDDEN",
     "CLOSE_SESSION_REVOKED",
     "CookieTooLarge",
     "EncryptedCookieStore",
@@ -36,6 +42,7 @@ __all__ = [
     "get_ws_session",
     "new_session",
     "require_session",
+    "session_changes",
     "session_middleware",
     "setup",
 ]

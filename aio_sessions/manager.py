@@ -10,6 +10,8 @@ from typing import Any
 
 from ._ids import user_id
 from .config import SessionConfig
+from .errors import StoreUnavailable
+from .events import Events
 from .registry import SocketRegistry
 from .session import Session
 from .stores.base import Changes, SessionRecord, Store
@@ -18,6 +20,8 @@ log = logging.getLogger("aio_sessions")
 
 # Browsers cap a cookie at 4096 bytes; anything longer is not ours.
 _MAX_TOKEN = 4096
+# How long a socket's watch of its session lasts unless its registry renews it (seconds).
+_WATCH_LEASE = 600.0
 # Same-name cookies worth a store lookup: a cookie or two of other paths, never hundreds.
 _MAX_TRIED = 4
 
@@ -32,8 +36,10 @@ class SessionManager:
     def __init__(self, store: Store, config: SessionConfig) -> None:
         self.store = store
         self.config = config
+        #: The store's event channel between processes (revocations, pushes, changes).
+        self.events = Events(store)
         #: The WebSockets open in this process, by session and by user.
-        self.sockets = SocketRegistry(self)
+        self.sockets = SocketRegistry(self, self.events)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -152,6 +158,8 @@ class SessionManager:
             self.config.check_cookie(value)
         else:
             await self._index(record, now, wrote_user=False)  # the stored max_age may be longer
+        if changes is not None:
+            await self.sockets.changes.saved(session, record, _changed_keys(changes))
         config = self.config
         if (
             value != session._token
@@ -201,6 +209,37 @@ class SessionManager:
         record.linked = now + ttl
         return user, record.id, ttl
 
+    async def watch(self, session: Session) -> None:
+        """Mark a session as watched by a socket, so saves in other processes publish their
+        changes; a lease, renewed while the socket is open (shared-event stores only)."""
+        record = session._record
+        if not self.store.shares_events or session._new:
+            return
+        now = time.time()
+        if record.watched is not None and record.watched > now + _WATCH_LEASE / 2:
+            return
+        record.watched = now + _WATCH_LEASE
+        record.accessed = now  # the handshake is activity
+        try:
+            await self.store.touch(record, self._ttl(now))
+        except StoreUnavailable as exc:
+            log.warning("cannot mark a socket's session as watched: %s", exc)
+
+    async def refresh(self, session: Session) -> None:
+        """Reload a session from the store, keeping the changes it has not saved yet."""
+        if session._new or self.store.stateless:
+            return
+        pending = {key: session._record.data[key] for key in session._set}
+        removed = set(session._removed)
+        await self.reload(session)
+        if session._new:
+            return
+        for key in removed:
+            session._record.data.pop(key, None)
+        session._record.data.update(pending)
+        session._set.update(pending)
+        session._removed.update(removed)
+
     async def reload(self, session: Session) -> None:
         """Replace a session's data with the stored data (server-side stores only)."""
         if session._new or self.store.stateless:
@@ -242,7 +281,10 @@ class SessionManager:
         record.data.update(data)
         await self._index(record, now, wrote_user=self.config.user_key in data)
         changes = Changes(dict(data), frozenset())
-        return await self.store.save(record, changes, self._ttl(now)) is not None
+        if await self.store.save(record, changes, self._ttl(now)) is None:
+            return False
+        await self.sockets.changes.saved(None, record, _changed_keys(changes))
+        return True
 
     async def delete(self, session_id: str) -> bool:
         """Destroy a session and close its WebSockets; False when there was none."""
@@ -259,7 +301,7 @@ class SessionManager:
         decimal string). With a cookie store no session can be destroyed, but the sockets are
         still closed.
         """
-        name = self._user_name(user)
+        name = self.user_name(user)
         session_ids = [] if self.store.stateless else await self.user_session_ids(name)
         destroyed = 0
         for session_id in session_ids:
@@ -273,7 +315,7 @@ class SessionManager:
         The index may still list sessions that have since changed user or logged out by
         deleting the key: each candidate is checked against its stored data.
         """
-        name = self._user_name(user)
+        name = self.user_name(user)
         key = self.config.user_key
         candidates = await self.store.user_sessions(name)
         now = time.time()
@@ -289,7 +331,8 @@ class SessionManager:
         key = self.config.user_key
         return None if key is None else _user_or_none(session._record, key)
 
-    def _user_name(self, user: str | int) -> str:
+    def user_name(self, user: str | int) -> str:
+        """The name the per-user index knows ``user`` by (an int as its decimal string)."""
         if self.config.user_key is None:
             raise TypeError("sessions are not indexed by user: setup(user_key=None)")
         name = user_id(user, self.config.user_key)
@@ -315,3 +358,7 @@ def _user_or_none(record: SessionRecord, key: str) -> str | None:
         return user_id(record.data.get(key), key)
     except TypeError:
         return None
+
+
+def _changed_keys(changes: Changes) -> frozenset[str]:
+    return frozenset(changes.set) | changes.removed

@@ -20,7 +20,7 @@ from .config import SessionConfig, check_store
 from .cookies import read_cookies
 from .errors import StoreUnavailable
 from .manager import SessionManager
-from .registry import bind, unbind
+from .registry import Guard, SocketRegistry, bind, unbind
 from .session import Session
 from .stores.base import Store
 from .stores.memory import MemoryStore
@@ -35,13 +35,15 @@ class _RequestState:
     leave every request to the garbage collector.
     """
 
-    __slots__ = ("committed", "manager", "session", "ws")
+    __slots__ = ("committed", "guard", "manager", "session", "ws")
 
     def __init__(self, manager: SessionManager) -> None:
         self.manager = manager
         self.session: Session | None = None
         self.committed = False
         self.ws: web.WebSocketResponse | None = None
+        #: What ``require_session`` asked of the session, for the socket's re-checks.
+        self.guard: Guard | None = None
 
     async def load(self, request: web.BaseRequest) -> Session:
         cookies = read_cookies(request, self.manager.config.cookie_name)
@@ -70,6 +72,7 @@ _STATE: Final = web.RequestKey("aio_sessions.state", _RequestState)
 _MANAGER: Final = web.AppKey("aio_sessions.manager", SessionManager)
 #: The session a WebSocketResponse was opened with (read by get_ws_session).
 WS_SESSION: Final = web.ResponseKey("aio_sessions.ws_session", Session)
+_WS_REGISTRY: Final = web.ResponseKey("aio_sessions.ws_registry", SocketRegistry)
 
 
 class SessionMiddleware:
@@ -151,8 +154,11 @@ class SessionMiddleware:
         if not state.committed:
             await state.commit(request, response)
         response[WS_SESSION] = session
+        response[_WS_REGISTRY] = self.manager.sockets
         state.ws = response
-        bind(self.manager.sockets, response, session)
+        bind(self.manager.sockets, response, session, state.guard)
+        if self.manager.store.shares_events and not session.new:
+            self.manager.sockets.spawn(self.manager.watch(session))
 
 
 def session_middleware(store: Store | None = None, **options: Any) -> SessionMiddleware:
@@ -220,6 +226,17 @@ def get_manager(app: web.Application | web.Request) -> SessionManager:
         )
         raise RuntimeError(
             f"aio_sessions is not set up on {where}: call aio_sessions.setup(app){hint}"
+        ) from None
+
+
+def socket_registry(ws: web.WebSocketResponse) -> SocketRegistry:
+    """The registry a prepared socket is bound in; RuntimeError before ``ws.prepare()``."""
+    try:
+        return ws[_WS_REGISTRY]
+    except KeyError:
+        raise RuntimeError(
+            "no session on this WebSocket: await ws.prepare(request) first, on an app with "
+            "aio_sessions.setup(app)"
         ) from None
 
 

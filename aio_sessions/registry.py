@@ -1,28 +1,26 @@
-"""The socket registry and live revocation.
+"""The socket registry: which sockets each session and user opened in this process.
 
 A WebSocket outlives the request that opened it, while its session can be logged out in
-another tab, regenerated, or expire. The registry knows which sockets each session and each
-user opened in this process; revocations close them, and stores shared by several processes
-(Redis) carry revocations to the others over pub/sub.
+another tab, regenerated, changed or expire. The registry binds sockets to sessions and
+users, closes them on revocation and expiry, and hands push and change events to
+``push.py`` and ``changes.py``; ``events.py`` carries all three between processes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
-import json
 import logging
 import math
-import secrets
 import time
-from collections.abc import Awaitable, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
 from .errors import StoreUnavailable
+from .events import Events, fingerprint
 
 if TYPE_CHECKING:
     from .manager import SessionManager
@@ -34,18 +32,27 @@ log = logging.getLogger("aio_sessions")
 CLOSE_SESSION_REVOKED: Final = 4001
 #: Close code of a socket whose session passed its idle or absolute timeout.
 CLOSE_SESSION_EXPIRED: Final = 4002
+#: Close code of a guarded socket whose session lost a required key or failed its check.
+CLOSE_SESSION_FORBIDDEN: Final = 4003
 
-_REASONS = {CLOSE_SESSION_REVOKED: b"session revoked", CLOSE_SESSION_EXPIRED: b"session expired"}
+_REASONS = {
+    CLOSE_SESSION_REVOKED: b"session revoked",
+    CLOSE_SESSION_EXPIRED: b"session expired",
+    CLOSE_SESSION_FORBIDDEN: b"session forbidden",
+}
 # Sockets whose session ends within this many seconds get a timer; the others, the sweep.
 _HORIZON = 120.0
-# Retry delays of the revocation listener after the store's pub/sub fails, in seconds.
-_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+#: A guard's session check: a plain or async callable taking the Session.
+Check = Callable[["Session"], "bool | Awaitable[bool]"]
 
 
-@functools.lru_cache(maxsize=16384)  # one per active session or user, not per socket
-def _fingerprint(value: str) -> str:
-    """What crosses processes instead of a session id or a user name: a hash of it."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+@dataclass(slots=True, frozen=True)
+class Guard:
+    """What ``require_session`` asked of a socket's session, re-checked on every change."""
+
+    keys: tuple[str, ...]
+    check: Check | None = None
 
 
 #: Sockets by id(ws).
@@ -53,13 +60,22 @@ _Sockets = dict[int, web.WebSocketResponse]
 
 
 @dataclass(slots=True, eq=False)
-class _Binding:
+class Binding:
+    """One open socket and the session it was opened with (package-internal)."""
+
     ws: web.WebSocketResponse
     session: Session
     session_key: str
     user_key: str | None
+    guard: Guard | None = None
     deadline: float = math.inf
     timer: asyncio.TimerHandle | None = None
+    #: Keys changed since ``session_changes`` last yielded, and its waiter.
+    changed: set[str] | None = None
+    waiter: asyncio.Future[None] | None = None
+    #: Frames pushed and not yet sent, and whether a task is sending them.
+    outbox: deque[str | bytes] | None = None
+    sending: bool = False
 
 
 class SocketRegistry:
@@ -68,18 +84,23 @@ class SocketRegistry:
     Reach it as ``get_manager(app).sockets``.
     """
 
-    def __init__(self, manager: SessionManager) -> None:
+    def __init__(self, manager: SessionManager, events: Events) -> None:
+        from .changes import ChangeFeed
+        from .push import Pusher
+
         self._manager = manager
+        self._events = events
         # Keyed by id(ws): a response's __hash__ is Python code, an int's is not. A binding
         # holds its socket, so an id cannot be reused while it is a key here.
-        self._bindings: dict[int, _Binding] = {}
+        self._bindings: dict[int, Binding] = {}
         self._by_session: dict[str, _Sockets] = {}
         self._by_user: dict[str, _Sockets] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._origin = secrets.token_hex(8)  # tells this process's broadcasts apart
-        self._listener: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self._stopping = False
+        events.on("revoke", self._on_revoke)
+        self._pusher = Pusher(self, events)
+        #: Live session changes: reloads, guard re-checks, ``session_changes``.
+        self.changes = ChangeFeed(self, manager, events)
 
     # -- what users can ask -------------------------------------------------------------
 
@@ -88,18 +109,60 @@ class SocketRegistry:
 
     def for_session(self, session_id: str) -> list[web.WebSocketResponse]:
         """The open sockets that were opened with this session."""
-        return list(self._by_session.get(_fingerprint(session_id), {}).values())
+        return list(self._by_session.get(fingerprint(session_id), {}).values())
 
-    def for_user(self, user: str) -> list[web.WebSocketResponse]:
+    def for_user(self, user: str | int) -> list[web.WebSocketResponse]:
         """The open sockets whose session belongs to ``user`` (the ``user_key`` value)."""
-        return list(self._by_user.get(_fingerprint(user), {}).values())
+        return list(self._by_user.get(fingerprint(self._manager.user_name(user)), {}).values())
+
+    async def send_to_user(self, user: str | int, message: Any) -> int:
+        """Send ``message`` to every open socket of ``user``, in every process.
+
+        A ``str`` goes as a text frame, ``bytes`` as a binary frame, anything else as JSON
+        text. Returns how many sockets of this process it was queued for. Delivery is at
+        most once: a socket whose queue is full, or that closes, misses it.
+        """
+        key = fingerprint(self._manager.user_name(user))
+        return await self._pusher.send(message, users=[key])
+
+    async def send_to_session(self, session_id: str, message: Any) -> int:
+        """Send ``message`` to every open socket of one session, in every process (as
+        ``send_to_user``)."""
+        return await self._pusher.send(message, sessions=[fingerprint(session_id)])
+
+    # -- for the other socket modules ---------------------------------------------------
+
+    def bindings(self, sessions: Iterable[str] = (), users: Iterable[str] = ()) -> list[Binding]:
+        """The bindings of the sockets of these session and user fingerprints."""
+        found: dict[int, Binding] = {}
+        for index, keys in ((self._by_session, sessions), (self._by_user, users)):
+            for key in keys:
+                for ws_id in index.get(key, ()):
+                    found[ws_id] = self._bindings[ws_id]
+        return list(found.values())
+
+    def binding(self, ws: web.WebSocketResponse) -> Binding | None:
+        """The binding of an open socket, if it is bound."""
+        return self._bindings.get(id(ws))
+
+    def close(self, bindings: Iterable[Binding], code: int) -> int:
+        """Start closing these sockets without waiting for their peers; return how many."""
+        return self._close([b.ws for b in bindings], code)
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        """Run ``coro`` as a task the registry waits for on shutdown."""
+        self._spawn(coro)
 
     # -- binding ------------------------------------------------------------------------
 
-    def _add(self, ws: web.WebSocketResponse, session: Session) -> None:
+    def _add(self, ws: web.WebSocketResponse, session: Session, guard: Guard | None) -> None:
         user = self._manager.session_user(session)
-        binding = _Binding(
-            ws, session, _fingerprint(session.id), None if user is None else _fingerprint(user)
+        binding = Binding(
+            ws,
+            session,
+            fingerprint(session.id),
+            None if user is None else fingerprint(user),
+            guard,
         )
         key = id(ws)
         self._bindings[key] = binding
@@ -118,6 +181,9 @@ class SocketRegistry:
         _remove(self._by_session, binding.session_key, key)
         if binding.user_key is not None:
             _remove(self._by_user, binding.user_key, key)
+        binding.outbox = None
+        if binding.waiter is not None and not binding.waiter.done():
+            binding.waiter.set_result(None)  # ends its session_changes iterator
 
     # -- closing ------------------------------------------------------------------------
 
@@ -131,14 +197,6 @@ class SocketRegistry:
                 count += 1
         return count
 
-    def _close_keys(self, sessions: Iterable[str], users: Iterable[str], code: int) -> int:
-        sockets: _Sockets = {}
-        for key in sessions:
-            sockets.update(self._by_session.get(key, {}))
-        for key in users:
-            sockets.update(self._by_user.get(key, {}))
-        return self._close(sockets.values(), code)
-
     async def revoke(
         self,
         session_ids: Iterable[str] = (),
@@ -149,37 +207,23 @@ class SocketRegistry:
 
         Returns how many sockets this process closed.
         """
-        sessions = [_fingerprint(sid) for sid in session_ids]
-        user_keys = [_fingerprint(str(user)) for user in users]
+        sessions = [fingerprint(sid) for sid in session_ids]
+        user_keys = [fingerprint(str(user)) for user in users]
         if not sessions and not user_keys:
             return 0
-        closed = self._close_keys(sessions, user_keys, code)
-        store = self._manager.store
-        if store.shares_events:
-            message = {
-                "origin": self._origin,
-                "sessions": sessions,
-                "users": user_keys,
-                "code": code,
-            }
-            await store.publish(json.dumps(message))
+        closed = self.close(self.bindings(sessions, user_keys), code)
+        await self._events.publish("revoke", sessions=sessions, users=user_keys, code=code)
         return closed
 
-    def _on_message(self, raw: str) -> None:
-        try:
-            message = json.loads(raw)
-            if message["origin"] == self._origin:
-                return
-            code = int(message["code"])
-            if code not in _REASONS:
-                raise ValueError(code)
-            self._close_keys(message["sessions"], message["users"], code)
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring a malformed revocation message")
+    def _on_revoke(self, doc: dict[str, Any]) -> None:
+        code = int(doc["code"])
+        if code not in _REASONS:
+            raise ValueError(code)
+        self.close(self.bindings(_keys(doc["sessions"]), _keys(doc["users"])), code)
 
     # -- expiry of open sockets -----------------------------------------------------------
 
-    def _schedule_expiry(self, binding: _Binding, deadline: float) -> None:
+    def _schedule_expiry(self, binding: Binding, deadline: float) -> None:
         """A timer for a deadline within the horizon; the sweep covers later ones."""
         binding.deadline = deadline
         binding.timer = None
@@ -204,12 +248,13 @@ class SocketRegistry:
             for binding in list(self._bindings.values()):
                 if binding.timer is None and binding.deadline - now <= _HORIZON:
                     self._schedule_expiry(binding, binding.deadline)
+                self._spawn(self._manager.watch(binding.session))  # renews a due lease
 
-    def _expiry_due(self, binding: _Binding) -> None:
+    def _expiry_due(self, binding: Binding) -> None:
         if self._bindings.get(id(binding.ws)) is binding:
             self._spawn(self._check_expiry(binding))
 
-    async def _check_expiry(self, binding: _Binding) -> None:
+    async def _check_expiry(self, binding: Binding) -> None:
         """At the deadline, ask the store: HTTP requests may have extended the session."""
         manager = self._manager
         session = binding.session
@@ -233,40 +278,12 @@ class SocketRegistry:
         task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
-        """Listen for other processes' revocations, when the store carries them."""
-        if self._manager.store.shares_events and self._listener is None:
-            self._stopping = False
-            self._listener = asyncio.ensure_future(self._listen())
-
-    async def _listen(self) -> None:
-        failures = 0
-        while not self._stopping:
-            try:
-                async for raw in self._manager.store.listen():
-                    failures = 0
-                    self._on_message(raw)
-                    if self._stopping:
-                        return
-            except Exception as exc:  # any failure: the listener must outlive it
-                delay = _BACKOFF[min(failures, len(_BACKOFF) - 1)]
-                failures += 1
-                if isinstance(exc, StoreUnavailable):
-                    log.warning(
-                        "revocation listener lost the store (%s); retrying in %ss", exc, delay
-                    )
-                else:
-                    log.exception("revocation listener failed; retrying in %ss", delay)
-                await asyncio.sleep(delay)
+        """Listen for other processes' events, when the store carries them."""
+        await self._events.start()
 
     async def stop(self) -> None:
         """Stop listening and cancel the expiry timers."""
-        self._stopping = True
-        listener, self._listener = self._listener, None
-        # A client library may swallow one cancellation (redis-py can, after its pool was
-        # closed): cancel until the task is really done.
-        while listener is not None and not listener.done():
-            listener.cancel()
-            await asyncio.wait({listener}, timeout=0.1)
+        await self._events.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -278,6 +295,13 @@ class SocketRegistry:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+def _keys(value: object) -> list[str]:
+    """A list of fingerprints from another process's document; TypeError when it is not."""
+    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+        raise TypeError("expected a list of fingerprints")
+    return value
+
+
 def _remove(index: dict[str, _Sockets], key: str, ws_id: int) -> None:
     sockets = index.get(key)
     if sockets is not None:
@@ -286,9 +310,14 @@ def _remove(index: dict[str, _Sockets], key: str, ws_id: int) -> None:
             del index[key]
 
 
-def bind(registry: SocketRegistry, ws: web.WebSocketResponse, session: Session) -> None:
+def bind(
+    registry: SocketRegistry,
+    ws: web.WebSocketResponse,
+    session: Session,
+    guard: Guard | None = None,
+) -> None:
     """Register a socket opened with ``session`` (the middleware, at the handshake)."""
-    registry._add(ws, session)
+    registry._add(ws, session, guard)
 
 
 def unbind(registry: SocketRegistry, ws: web.WebSocketResponse) -> None:

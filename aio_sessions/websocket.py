@@ -9,13 +9,27 @@ from typing import Any, TypeVar
 from aiohttp import hdrs, web
 
 from ._checks import check_bool, describe
+from .changes import passes, session_changes
 from .config import SessionConfig
 from .middleware import WS_SESSION, request_state
 from .origins import check_origins, normalize_origin
-from .registry import CLOSE_SESSION_EXPIRED, CLOSE_SESSION_REVOKED
+from .registry import (
+    CLOSE_SESSION_EXPIRED,
+    CLOSE_SESSION_FORBIDDEN,
+    CLOSE_SESSION_REVOKED,
+    Check,
+    Guard,
+)
 from .session import Session
 
-__all__ = ["CLOSE_SESSION_EXPIRED", "CLOSE_SESSION_REVOKED", "get_ws_session", "require_session"]
+__all__ = [
+    "CLOSE_SESSION_EXPIRED",
+    "CLOSE_SESSION_FORBIDDEN",
+    "CLOSE_SESSION_REVOKED",
+    "get_ws_session",
+    "require_session",
+    "session_changes",
+]
 
 
 async def get_ws_session(ws: web.WebSocketResponse) -> Session:
@@ -60,10 +74,18 @@ def _allowed_origin(
 
 
 def require_session(
-    *keys: str, origins: Iterable[str] | None = None, allow_missing_origin: bool | None = None
+    *keys: str,
+    check: Check | None = None,
+    origins: Iterable[str] | None = None,
+    allow_missing_origin: bool | None = None,
 ) -> Callable[[_T], _T]:
     """Refuse a request before the handler runs: 401 when a session key is missing, 403 when
-    a WebSocket handshake comes from a foreign origin. A refused handshake never upgrades.
+    ``check(session)`` (a plain or async callable) is false or a WebSocket handshake comes
+    from a foreign origin. A refused handshake never upgrades.
+
+    A socket opened through the guard keeps being guarded: whenever its session is saved
+    anywhere, the keys and the check are evaluated again, and a socket that no longer passes
+    is closed with ``CLOSE_SESSION_FORBIDDEN`` (4003).
 
     Decorates function handlers, class-based views (every HTTP method) and view methods.
     ``origins`` are allowed besides the app's own and ``setup(ws_origins=...)``; a handshake
@@ -77,6 +99,10 @@ def require_session(
             raise TypeError(describe(f"keys[{i}]", key, "session key names (str)", fix))
     allowed = () if origins is None else check_origins("origins", origins)
     check_bool("allow_missing_origin", allow_missing_origin, optional=True)
+    if check is not None and not callable(check):
+        fix = "e.g. check=lambda session: session.get('role') == 'admin'"
+        raise TypeError(describe("check", check, "a callable taking the Session", fix))
+    guard = Guard(keys, check)
 
     def decorate(target: Any) -> Any:
         if isinstance(target, type) and issubclass(target, web.View):
@@ -100,6 +126,9 @@ def require_session(
             for key in keys:
                 if key not in session:
                     raise web.HTTPUnauthorized(text="A session is required")
+            if not await passes(session, guard):
+                raise web.HTTPForbidden(text="This session may not do that")
+            state.guard = guard
             return await target(first, *args, **kwargs)  # type: ignore[no-any-return]
 
         return guarded

@@ -206,7 +206,9 @@ def dump_record(
 
     A record the decoder would call corrupt (a time or lifetime out of range) is refused too.
     """
-    problem = _header_problem(record.created, record.accessed, record.max_age, record.linked)
+    problem = _header_problem(
+        record.created, record.accessed, record.max_age, record.linked, record.watched
+    )
     if problem is not None:
         raise SerializationError(None, ValueError(problem))
     doc: dict[str, Any] = {"created": record.created, "session": record.data}
@@ -216,6 +218,8 @@ def dump_record(
         doc["max_age"] = record.max_age
     if record.linked is not None:
         doc["linked"] = record.linked
+    if record.watched is not None:
+        doc["watched"] = record.watched
     if with_id:
         doc["id"] = record.id
     if extra:
@@ -290,6 +294,7 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
     accessed: Any = doc.get("accessed")
     max_age: Any = doc.get("max_age")
     linked: Any = doc.get("linked")
+    watched: Any = doc.get("watched")
     if session_id is None:
         sid = doc.get("id")
         if sid is None:
@@ -314,6 +319,7 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
         None if accessed is None else float(accessed),
         max_age,
         None if linked is None else float(linked),
+        None if watched is None else float(watched),
     )
 
 
@@ -327,7 +333,11 @@ def is_epoch(value: object) -> TypeGuard[float]:
 
 
 def _header_problem(
-    created: object, accessed: object, max_age: object, linked: object = None
+    created: object,
+    accessed: object,
+    max_age: object,
+    linked: object = None,
+    watched: object = None,
 ) -> str | None:
     """What is wrong with a record's times and lifetime, or None when they are sane."""
     if not is_epoch(created):
@@ -336,6 +346,7 @@ def _header_problem(
         return "session record's accessed time is out of range"
     if max_age is not None and (type(max_age) is not int or not 0 < max_age <= MAX_AGE_LIMIT):
         return "session record's max_age is not a whole number of seconds up to ten years"
-    if linked is not None and not is_epoch(linked):
-        return "session record's linked time is out of range"
+    for name, value in (("linked", linked), ("watched", watched)):
+        if value is not None and not is_epoch(value):
+            return f"session record's {name} time is out of range"
     return None

@@ -16,8 +16,9 @@ class SessionRecord:
     last time the session was saved or touched (None for records written by aiohttp-session).
     ``max_age`` is a per-session cookie lifetime that overrides the configured one.
     ``linked`` is when the session's entry in its user's index may expire (epoch seconds),
-    so the manager knows when to renew it. ``stamp`` is the store's own: e.g. the raw value
-    it loaded, for optimistic concurrency.
+    so the manager knows when to renew it. ``watched`` is until when a socket in some process
+    watches the session (a lease its registry renews), so saves publish their changes.
+    ``stamp`` is the store's own: e.g. the raw value it loaded, for optimistic concurrency.
     """
 
     id: str
@@ -26,6 +27,7 @@ class SessionRecord:
     accessed: float | None = None
     max_age: int | None = None
     linked: float | None = None
+    watched: float | None = None
     stamp: Any = field(default=None, repr=False, compare=False)
 
 
@@ -124,7 +126,7 @@ def merge(current: SessionRecord, record: SessionRecord, changes: Changes) -> Se
     """Apply one request's changes to the record a store holds now.
 
     The stored ``max_age`` is kept unless this request set one; ``linked`` keeps the later of
-    the two. Empty changes are a touch: only ``accessed`` moves.
+    the two, and so ``watched``. Empty changes are a touch: only ``accessed`` moves.
     """
     data = dict(current.data)
     for key in changes.removed:
@@ -137,6 +139,7 @@ def merge(current: SessionRecord, record: SessionRecord, changes: Changes) -> Se
         accessed=record.accessed,
         max_age=record.max_age if changes.max_age else current.max_age,
         linked=later(current.linked, record.linked),
+        watched=later(current.watched, record.watched),
     )
 
 
@@ -148,5 +151,5 @@ def later(a: float | None, b: float | None) -> float | None:
 
 
 def adopt(record: SessionRecord, stored: SessionRecord) -> None:
-    """Tell the caller's record what a merge stored: its lifetime fields."""
-    record.max_age, record.linked = stored.max_age, stored.linked
+    """Tell the caller's record what a merge stored: its lifetime and lease fields."""
+    record.max_age, record.linked, record.watched = stored.max_age, stored.linked, stored.watched

@@ -21,6 +21,7 @@ class _Entry:
     accessed: float | None
     max_age: int | None
     linked: float | None
+    watched: float | None
 
 
 class MemoryStore(Store):
@@ -77,7 +78,8 @@ class MemoryStore(Store):
         session_id = record.id
         entry.accessed = record.accessed
         entry.linked = later(entry.linked, record.linked)
-        record.max_age, record.linked = entry.max_age, entry.linked
+        entry.watched = later(entry.watched, record.watched)
+        record.max_age, record.linked, record.watched = entry.max_age, entry.linked, entry.watched
         now = time.monotonic()
         entry.expires = now + ttl_of(ttl, record)
         self._items.pop(session_id, None)  # re-inserted last: the order is least recent first
@@ -106,13 +108,15 @@ class MemoryStore(Store):
             return None
         data = copy_decoded(entry.data)
         return SessionRecord(
-            token, data, entry.created, entry.accessed, entry.max_age, entry.linked
+            token, data, entry.created, entry.accessed, entry.max_age, entry.linked, entry.watched
         )
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
             stored = _as_stored(record.data)
-            entry = _Entry(0.0, stored, record.created, None, record.max_age, record.linked)
+            entry = _Entry(
+                0.0, stored, record.created, None, record.max_age, record.linked, record.watched
+            )
         else:
             found = self._entry(record.id)
             if found is None:

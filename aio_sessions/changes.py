@@ -1,0 +1,146 @@
+"""Live session changes: sockets that see what HTTP requests and other sockets saved.
+
+When a session is saved, each other socket bound to it in this process reloads it, has its
+guard re-checked (closed with 4003 when it no longer passes) and wakes its
+``session_changes`` iterator. Other processes hear of the save over the store's event
+channel, but only for sessions a socket watches (``SessionManager.watch``), so a write to a
+session that no socket is bound to costs nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from .errors import StoreUnavailable
+from .events import Events, fingerprint
+from .registry import CLOSE_SESSION_FORBIDDEN, Binding, Guard
+from .stores.base import SessionRecord
+
+if TYPE_CHECKING:
+    from .manager import SessionManager
+    from .registry import SocketRegistry
+    from .session import Session
+
+log = logging.getLogger("aio_sessions")
+
+
+class ChangeFeed:
+    """Fans a saved session's changed keys out to the sockets bound to it."""
+
+    def __init__(self, registry: SocketRegistry, manager: SessionManager, events: Events) -> None:
+        self._registry = registry
+        self._manager = manager
+        self._events = events
+        events.on("changed", self._on_changed)
+
+    async def saved(
+        self, saver: Session | None, record: SessionRecord, keys: frozenset[str]
+    ) -> None:
+        """A save wrote ``keys`` into ``record``: tell the session's other sockets here and,
+        while a socket watches it, in the other processes (the ``saver`` is told nothing)."""
+        key = fingerprint(record.id)
+        self._notify(self._registry.bindings([key]), keys, saver=saver)
+        watched = record.watched is not None and record.watched > time.time()
+        if watched and self._events.shared:
+            await self._events.publish("changed", session=key, keys=sorted(keys))
+
+    def _on_changed(self, doc: dict[str, Any]) -> None:
+        keys = doc["keys"]
+        if not isinstance(doc["session"], str) or not all(isinstance(k, str) for k in keys):
+            raise TypeError("a change names a session and keys")
+        self._notify(self._registry.bindings([doc["session"]]), frozenset(keys), saver=None)
+
+    def _notify(self, bindings: list[Binding], keys: frozenset[str], saver: Session | None) -> None:
+        for binding in bindings:
+            if binding.session is not saver:
+                self._registry.spawn(self._refresh(binding, keys))
+
+    async def _refresh(self, binding: Binding, keys: frozenset[str]) -> None:
+        """Reload the socket's session, re-check its guard, wake its iterator."""
+        session = binding.session
+        try:
+            await self._manager.refresh(session)
+        except StoreUnavailable as exc:
+            log.warning("cannot reload a socket's session: %s", exc)
+            return
+        if session.new:  # ended meanwhile: its revocation closes the socket
+            return
+        if binding.guard is not None and not await passes(session, binding.guard):
+            self._registry.close([binding], CLOSE_SESSION_FORBIDDEN)
+            return
+        if binding.changed is None:
+            binding.changed = set()
+        binding.changed |= keys
+        if binding.waiter is not None and not binding.waiter.done():
+            binding.waiter.set_result(None)
+
+
+async def passes(session: Session, guard: Guard) -> bool:
+    """Whether a session passes a guard: every key present and the check true.
+
+    A check that raises fails closed (and is logged): a broken check must not let anyone in.
+    """
+    if any(key not in session for key in guard.keys):
+        return False
+    if guard.check is None:
+        return True
+    try:
+        result = guard.check(session)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception:
+        log.exception("a require_session check raised: access refused")
+        return False
+    return bool(result)
+
+
+async def session_changes(
+    ws: web.WebSocketResponse, *, read: bool = True
+) -> AsyncIterator[frozenset[str]]:
+    """Yield the keys of the socket's session that were set or removed by a save anywhere
+    (an HTTP request in any process, ``manager.update``, another socket), each time after
+    the socket's session has been reloaded with them.
+
+    It ends when the socket closes or its session ends. With ``read=True`` (the default,
+    for sockets that only push) it also reads the socket while waiting, so a client's close
+    ends it; messages the client sends are passed over. A handler that reads messages itself
+    runs it in another task with ``read=False``.
+    """
+    from .middleware import socket_registry
+
+    registry = socket_registry(ws)
+    binding = registry.binding(ws)
+    if binding is None:
+        return
+    reader: asyncio.Task[Any] | None = None
+    try:
+        while registry.binding(ws) is binding and not ws.closed:
+            if binding.changed:
+                keys, binding.changed = frozenset(binding.changed), None
+                yield keys
+                continue
+            binding.waiter = asyncio.get_running_loop().create_future()
+            waits: set[asyncio.Future[Any]] = {binding.waiter}
+            if read:
+                if reader is None:
+                    reader = asyncio.ensure_future(ws.receive())
+                waits.add(reader)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            binding.waiter = None
+            if reader is not None and reader.done():
+                message = reader.result()
+                reader = None
+                if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                    return
+                if message.type is WSMsgType.ERROR:
+                    return
+    finally:
+        if reader is not None:
+            reader.cancel()
