@@ -317,6 +317,25 @@ async def websocket_chat(namespace: Namespace, h: Harness) -> None:
     assert "last_seen" in (await get_manager(app).get(sid) or {})
 
 
+@scenario("live-feed")
+async def live_feed(namespace: Namespace, h: Harness) -> None:
+    app = namespace["app"]
+    client = await h.serve(app)
+    manager = get_manager(app)
+    member = await manager.create({"user": "bob", "role": "member"})
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/admin/feed", headers=cookie_header(member))
+    assert refused.value.status == 403
+    sid = await manager.create({"user": "ann", "role": "admin"})
+    own = str(client.make_url("/").origin())
+    async with client.ws_connect("/admin/feed", origin=own, headers=cookie_header(sid)) as ws:
+        assert await manager.update(sid, {"theme": "dark"})
+        assert await ws.receive_json(timeout=1) == {"changed": ["theme"], "theme": "dark"}
+        assert await manager.update(sid, {"role": "member"})
+        closed = await ws.receive(timeout=1)
+        assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4003)
+
+
 @scenario("admin-view")
 async def admin_view(namespace: Namespace, h: Harness) -> None:
     app = web.Application()
