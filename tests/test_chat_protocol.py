@@ -393,6 +393,15 @@ def test_inconsistent_store_options_are_refused(
     assert "--redis" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("port", ["0", "65536", "-1", "http"])
+def test_a_port_is_1_to_65535(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--port", port])
+    assert f"argument --port: a port is a number from 1 to 65535, not '{port}'" in (
+        capsys.readouterr().err
+    )
+
+
 def test_sqlite_store_uses_the_path(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     store = make_store(parse_args(["--store", "sqlite", "--sqlite-path", str(path)]))
