@@ -95,17 +95,70 @@ async def test_login_regenerates_the_session_and_shows_the_chat(
     assert 'action="/logout"' in page
 
 
-@pytest.mark.parametrize("name", ["a", "Zed_9-x", "x" * 32])
-async def test_good_usernames(new_user: NewUser, name: str) -> None:
-    user = await logged_in(new_user, name)
-    assert f'data-username="{name}"' in await user.page()
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("a", "a"),
+        ("Zed_9-x", "Zed_9-x"),
+        ("x" * 32, "x" * 32),
+        ("José", "José"),
+        ("Jose\u0301", "José"),  # the accent typed as a combining mark: composed (NFC)
+        (" \tJosé\u3000", "José"),  # spaces around it, even ideographic ones, are dropped
+        ("émile", "émile"),
+        ("Zoë-Ørsted_2", "Zoë-Ørsted_2"),
+        ("Ολυμπία", "Ολυμπία"),
+        ("محمد", "محمد"),
+        ("佐々木", "佐々木"),  # 々 is a modifier letter
+        ("अमित", "अमित"),  # ि is a vowel sign: a combining mark after a letter
+        ("٣٤٥", "٣٤٥"),  # Arabic-Indic digits
+        ("𠀀" * 32, "𠀀" * 32),  # 32 characters outside the BMP: 64 UTF-16 units
+        ("x\u0301\u0302\u0303\u0304", "x\u0301\u0302\u0303\u0304"),  # 4 marks: the most
+    ],
+)
+async def test_good_usernames(new_user: NewUser, typed: str, kept: str) -> None:
+    user = await logged_in(new_user, typed)
+    page = await user.page()
+    assert f'data-username="{kept}"' in page
+    assert f"Signed in as <strong>{kept}</strong>" in page
+
+
+async def test_a_name_composed_or_not_is_one_user(new_user: NewUser) -> None:
+    composed = await logged_in(new_user, "Jos\u00e9")
+    decomposed = await logged_in(new_user, "Jose\u0301")
+    ws = await composed.join()
+    await decomposed.join()
+    await presence_becomes(ws, ["Jos\u00e9"])
+    await ws.send_json({"type": "message", "text": "hola"})
+    assert (await next_frame(ws, "message"))["user"] == "Jos\u00e9"
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["", "x" * 33, "al ice", "alice\n", "a/b", "émile", "<script>alert(1)</script>"],
+    ("name", "problem"),
+    [
+        ("", "Please enter a name."),
+        (" \n ", "Please enter a name."),
+        ("x" * 33, "A name has at most 32 characters."),
+        ("é" * 33, "A name has at most 32 characters."),
+        ("al ice", "A name may only contain letters, digits, _ and -."),
+        ("a/b", "A name may only contain letters, digits, _ and -."),
+        ("a.b", "A name may only contain letters, digits, _ and -."),
+        ("bob🙂", "A name may only contain letters, digits, _ and -."),
+        ("ab\x00", "A name may only contain letters, digits, _ and -."),
+        ("<script>alert(1)</script>", "A name may only contain letters, digits, _ and -."),
+        ("al\u200dice", "A name cannot contain invisible characters."),  # zero-width joiner
+        ("ali\u00adce", "A name cannot contain invisible characters."),  # soft hyphen
+        ("\u3164", "A name cannot contain invisible characters."),  # Hangul filler: a letter
+        ("bob\ufe0f", "A name cannot contain invisible characters."),  # variation selector
+        ("\u202ebob", "A name cannot contain invisible characters."),  # right-to-left override
+        ("\u0301a", "An accent or vowel sign must follow a letter."),
+        ("a-\u0301", "An accent or vowel sign must follow a letter."),
+        ("x" + "\u0301\u0302\u0303\u0304\u0305", "A letter carries at most 4 accents or signs."),
+    ],
+    ids=repr,
 )
-async def test_bad_usernames_get_the_form_again(new_user: NewUser, name: str) -> None:
+async def test_bad_usernames_get_the_form_again_with_the_reason(
+    new_user: NewUser, name: str, problem: str
+) -> None:
     user = await new_user()
     resp = await user.post("/login", username=name, csrf=csrf_of(await user.page()))
     assert resp.status == 400
@@ -114,9 +167,18 @@ async def test_bad_usernames_get_the_form_again(new_user: NewUser, name: str) ->
     ) as again:
         page = await again.text()
     assert 'action="/login"' in page
-    assert "That name cannot be used, please pick another." in page
+    assert problem in page
     assert "<script>" not in page
     assert 'id="chat"' not in await user.page()
+
+
+async def test_the_login_hint_says_what_a_name_may_contain(new_user: NewUser) -> None:
+    page = await (await new_user()).page()
+    hint = "1 to 32 letters (any alphabet, accents included), digits, _ or -"
+    assert f'<p class="hint" id="username-hint">{hint}</p>' in page
+    assert 'data-max="32"' in page  # the page's own check uses the server's limits
+    assert 'data-max-marks="4"' in page
+    assert "maxlength" not in page  # it counts UTF-16 units and would cut a pasted name
 
 
 async def test_missing_username_field_is_a_bad_name(new_user: NewUser) -> None:

@@ -1,6 +1,65 @@
-// The chat page: one WebSocket to /ws, JSON frames both ways.
+// The chat's one script. On the login page it checks the name as the server will; on the
+// chat page it keeps one WebSocket to /ws, JSON frames both ways.
 // User text only ever reaches the page through textContent, never as HTML.
 "use strict";
+
+// -- the login form -------------------------------------------------------------------------
+
+(() => {
+  const input = document.getElementById("username");
+  if (!input) return; // the chat page
+  const errorLine = document.getElementById("login-error");
+
+  // The server's rules (app.py: clean_username and username_problem), with its messages.
+  const NAME_MAX = Number(input.dataset.max);
+  const NAME_MAX_MARKS = Number(input.dataset.maxMarks);
+  const EDGE_SPACES = /^[\p{Zs}\t\n\r]+|[\p{Zs}\t\n\r]+$/gu;
+  const INVISIBLE = /^\p{Default_Ignorable_Code_Point}$/u;
+  const LETTER_OR_DIGIT = /^[\p{L}\p{Nd}]$/u;
+  const MARK = /^[\p{Mn}\p{Mc}]$/u;
+
+  function nameProblem(typed) {
+    const name = typed.replace(EDGE_SPACES, "").normalize("NFC");
+    if (!name) return "Please enter a name.";
+    const chars = Array.from(name); // code points, as Python counts them
+    if (chars.length > NAME_MAX) return `A name has at most ${NAME_MAX} characters.`;
+    let marks = -1; // combining marks after the last letter or digit; -1: nothing to attach to
+    for (const char of chars) {
+      if (INVISIBLE.test(char)) return "A name cannot contain invisible characters.";
+      if (LETTER_OR_DIGIT.test(char)) {
+        marks = 0;
+      } else if (MARK.test(char)) {
+        if (marks < 0) return "An accent or vowel sign must follow a letter.";
+        marks += 1;
+        if (marks > NAME_MAX_MARKS) {
+          return `A letter carries at most ${NAME_MAX_MARKS} accents or signs.`;
+        }
+      } else if (char === "_" || char === "-") {
+        marks = -1;
+      } else {
+        return "A name may only contain letters, digits, _ and -.";
+      }
+    }
+    return "";
+  }
+
+  function check() {
+    input.setCustomValidity(nameProblem(input.value));
+  }
+
+  input.addEventListener("input", () => {
+    check();
+    if (input.validity.valid) errorLine.hidden = true;
+  });
+  // On submit, say why in the page too, not only in the browser's passing bubble.
+  input.addEventListener("invalid", () => {
+    errorLine.textContent = input.validationMessage;
+    errorLine.hidden = false;
+  });
+  check(); // the name sent back with the server's error, if any (which stays shown)
+})();
+
+// -- the chat page --------------------------------------------------------------------------
 
 (() => {
   const root = document.getElementById("chat");
@@ -128,7 +187,8 @@
     const item = element("li", "message");
     if (message.user === me) item.classList.add("mine");
 
-    const avatar = element("span", "avatar", message.user.slice(0, 1).toUpperCase());
+    const initial = Array.from(message.user)[0] ?? "?"; // a code point, not half of one
+    const avatar = element("span", "avatar", initial.toUpperCase());
     avatar.style.setProperty("--hue", hue(message.user));
     avatar.setAttribute("aria-hidden", "true");
 
