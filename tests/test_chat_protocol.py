@@ -310,6 +310,44 @@ async def test_refused_frames_get_an_error_and_the_socket_stays_open(
     assert not ws.closed
 
 
+async def test_an_over_long_message_is_refused_whole_and_the_sender_told(
+    new_user: NewUser,
+) -> None:
+    alice = await logged_in(new_user, "alice")
+    bob = await logged_in(new_user, "bob")
+    ws_a, ws_b = await alice.join(), await bob.join()
+    await ws_a.send_json({"type": "message", "text": "x" * 5000})
+    error = await next_frame(ws_a, "error")
+    assert error["error"] == "message not sent: it has 5,000 characters, the limit is 2,000"
+    # Nobody got it, not even cut to 2,000: the next message is the next one sent.
+    await ws_a.send_json({"type": "message", "text": "short"})
+    for ws in (ws_a, ws_b):
+        assert (await next_frame(ws, "message"))["text"] == "short"
+    history = await receive_frame(await alice.connect())
+    assert [m["text"] for m in history["messages"]] == ["short"]
+
+
+@pytest.mark.parametrize(("count", "sent"), [(2000, True), (2001, False)])
+async def test_the_limit_counts_characters_as_the_page_does(
+    new_user: NewUser, count: int, sent: bool
+) -> None:
+    """Code points: an emoji is one character (two UTF-16 units, four UTF-8 bytes)."""
+    alice = await logged_in(new_user, "alice")
+    ws = await alice.join()
+    await ws.send_json({"type": "message", "text": "😀" * count})
+    if sent:
+        assert (await next_frame(ws, "message"))["text"] == "😀" * count
+    else:
+        assert "it has 2,001 characters" in (await next_frame(ws, "error"))["error"]
+
+
+async def test_the_page_knows_the_limit_and_cuts_nothing(new_user: NewUser) -> None:
+    page = await (await logged_in(new_user, "alice")).page()
+    assert 'data-max-text="2000"' in page
+    assert "maxlength" not in page  # a browser would cut a long paste without a word
+    assert 'id="counter"' in page
+
+
 async def test_binary_frames_get_an_error(new_user: NewUser) -> None:
     alice = await logged_in(new_user, "alice")
     ws = await alice.join()

@@ -84,6 +84,8 @@ NAME_INVISIBLE = frozenset(
     )
     for code in range(first, last + 1)
 )
+#: Characters (code points) per message. Longer ones are refused, never cut; the page
+#: shows a counter near the limit and says so instead of sending.
 MAX_TEXT = 2000
 #: Larger frames are refused by aiohttp itself (close code 1009).
 MAX_FRAME_BYTES = 64 * 1024
@@ -171,7 +173,7 @@ async def index(request: web.Request) -> web.Response:
     session = await get_session(request)
     username = session.get(USERNAME)
     if isinstance(username, str):
-        return page(CHAT_PAGE, username=username, csrf=csrf_token(session))
+        return page(CHAT_PAGE, username=username, csrf=csrf_token(session), max_text=str(MAX_TEXT))
     return login_page(session)
 
 
@@ -251,8 +253,10 @@ def parse_client_frame(raw: str) -> str:
     text = frame.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ProtocolError("a message needs some text")
-    if len(text) > MAX_TEXT:
-        raise ProtocolError(f"a message has at most {MAX_TEXT} characters")
+    if len(text) > MAX_TEXT:  # refused whole, never cut: the sender is told, nothing is sent
+        raise ProtocolError(
+            f"message not sent: it has {len(text):,} characters, the limit is {MAX_TEXT:,}"
+        )
     return text
 
 

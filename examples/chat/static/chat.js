@@ -66,6 +66,7 @@
   if (!root) return; // the login page
 
   const me = root.dataset.username;
+  const MAX_TEXT = Number(root.dataset.maxText); // characters (code points) per message
   const $ = (id) => document.getElementById(id);
   const messages = $("messages");
   const empty = $("empty");
@@ -77,6 +78,7 @@
   const status = $("status");
   const notice = $("notice");
   const errorLine = $("error");
+  const counter = $("counter");
 
   // Close codes of aio_sessions: the session was revoked (logout) or expired.
   const CLOSE_SESSION_REVOKED = 4001;
@@ -248,13 +250,33 @@
     event.preventDefault();
     const text = input.value;
     if (!text.trim()) return;
+    const length = lengthOf(text);
+    if (length > MAX_TEXT) {
+      // Never cut it silently: keep the text so the person can shorten it.
+      showError(
+        `Your message has ${number(length)} characters, the limit is ${number(MAX_TEXT)}: ` +
+          "shorten it. Nothing was sent.",
+      );
+      return;
+    }
     if (!socket || socket.readyState !== WebSocket.OPEN) {
       showError("Not connected: your message was not sent.");
       return;
     }
     socket.send(JSON.stringify({ type: "message", text }));
     input.value = "";
+    showCount();
   });
+
+  // The count appears near the limit and turns red past it.
+  input.addEventListener("input", showCount);
+
+  function showCount() {
+    const length = lengthOf(input.value);
+    counter.textContent = `${number(length)} / ${number(MAX_TEXT)}`;
+    counter.classList.toggle("over", length > MAX_TEXT);
+    counter.hidden = length <= MAX_TEXT * 0.9;
+  }
 
   // -- helpers ----------------------------------------------------------------------------
 
@@ -263,6 +285,17 @@
     if (className) node.className = className;
     if (text !== undefined) node.textContent = text;
     return node;
+  }
+
+  // Characters as the server counts them: code points, not UTF-16 units.
+  function lengthOf(text) {
+    let length = 0;
+    for (const _ of text) length += 1;
+    return length;
+  }
+
+  function number(n) {
+    return n.toLocaleString("en");
   }
 
   function hue(name) {
