@@ -260,6 +260,49 @@ async def test_presence_on_every_join_and_leave(new_user: NewUser) -> None:
     assert (await next_frame(ws_a, "presence"))["users"] == ["alice"]
 
 
+async def test_a_reconnected_socket_gets_the_history_again(
+    new_user: NewUser, server: TestServer
+) -> None:
+    alice = await logged_in(new_user, "alice")
+    ws = await alice.join()
+    for text in ("one", "two"):
+        await ws.send_json({"type": "message", "text": text})
+    while (await next_frame(ws, "message"))["text"] != "two":
+        pass
+    await server.app[ROOM].close_all(code=aiohttp.WSCloseCode.SERVICE_RESTART)  # a drop
+    assert await closed_with(ws) == aiohttp.WSCloseCode.SERVICE_RESTART
+    again = await alice.connect()
+    history = await receive_frame(again)
+    assert history["type"] == "history"
+    assert [(m["user"], m["text"]) for m in history["messages"]] == [
+        ("alice", "one"),
+        ("alice", "two"),
+    ]
+
+
+async def test_after_a_restart_the_session_lives_and_the_history_is_empty(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """What the page shows "No messages yet" for: with --store sqlite, a restart keeps the
+    logins, but the messages were only in the old process's memory."""
+    before = await aiohttp_client(make_app(SQLiteStore(tmp_path / "chat.sqlite3")))
+    alice = ChatUser(before.session, before.make_url("/"))
+    await alice.login("alice")
+    ws = await alice.join()
+    await ws.send_json({"type": "message", "text": "before the restart"})
+    await next_frame(ws, "message")
+    await alice.close()
+    await before.server.close()
+
+    after = await aiohttp_client(make_app(SQLiteStore(tmp_path / "chat.sqlite3")))
+    # The same cookie jar: cookies ignore ports, as a browser's do.
+    alice_after = ChatUser(before.session, after.make_url("/"))
+    assert 'data-username="alice"' in await alice_after.page()
+    ws = await alice_after.connect()
+    assert await receive_frame(ws) == {"type": "history", "messages": []}
+    await alice_after.close()
+
+
 async def test_history_keeps_the_last_50_messages(new_user: NewUser) -> None:
     alice = await logged_in(new_user, "alice")
     ws = await alice.join()

@@ -165,9 +165,10 @@
 
   function onFrame(frame) {
     switch (frame.type) {
-      case "history":
+      case "history": // the whole conversation so far: on every (re)connection
         messages.replaceChildren();
         frame.messages.forEach(addMessage);
+        showPlaceholder();
         scrollToEnd();
         break;
       case "message": {
@@ -208,7 +209,13 @@
     body.append(meta, element("p", "text", message.text));
     item.append(avatar, body);
     messages.append(item);
-    empty.hidden = true;
+    showPlaceholder();
+  }
+
+  // "No messages yet" whenever the list is empty, after a reconnection too.
+  function showPlaceholder() {
+    empty.textContent = "No messages yet. Say hello!";
+    empty.hidden = messages.childElementCount > 0;
   }
 
   function showUsers(names) {
