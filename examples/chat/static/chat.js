@@ -80,16 +80,41 @@
   const errorLine = $("error");
   const counter = $("counter");
 
-  // Close codes of aio_sessions: the session was revoked (logout) or expired.
-  const CLOSE_SESSION_REVOKED = 4001;
-  const CLOSE_SESSION_EXPIRED = 4002;
+  // Close codes of aio_sessions: this session may no longer use the chat. Reconnecting
+  // cannot help, so the page says why and stops. `ended`: the session itself is gone.
+  const SESSION_CLOSES = new Map([
+    [4001, { ended: true, title: "You were logged out.", detail: "", link: "Log in again" }],
+    [
+      4002,
+      {
+        ended: true,
+        title: "You were logged out:",
+        detail: "your session expired.",
+        link: "Log in again",
+      },
+    ],
+    [
+      4003, // CLOSE_SESSION_FORBIDDEN
+      {
+        ended: false,
+        title: "Session forbidden:",
+        detail: "you no longer have access to this room (your rights changed, for example).",
+        link: "Back to the start",
+      },
+    ],
+  ]);
+  // What a refused handshake means, asked over plain HTTP (see handshakeRefused).
+  const REFUSED_HANDSHAKES = new Map([
+    [401, 4001],
+    [403, 4003],
+  ]);
   const FIRST_DELAY = 500; // ms before the first reconnection attempt
   const MAX_DELAY = 30000;
 
   let socket = null;
   let attempt = 0;
   let retryTimer = null;
-  let loggedOut = false;
+  let stopped = false; // for good: no more reconnecting
   let errorTimer = null;
 
   // -- the connection -------------------------------------------------------------------
@@ -126,26 +151,27 @@
   }
 
   async function onClose(code, opened) {
-    if (code === CLOSE_SESSION_REVOKED) return showLoggedOut("");
-    if (code === CLOSE_SESSION_EXPIRED) return showLoggedOut("Your session expired.");
-    if (!opened && (await handshakeRefused())) return showLoggedOut("");
+    if (SESSION_CLOSES.has(code)) return endChat(SESSION_CLOSES.get(code));
+    const refused = opened ? null : await handshakeRefused();
+    if (refused !== null) return endChat(SESSION_CLOSES.get(refused));
     scheduleReconnect();
   }
 
   // A browser does not tell why a handshake failed. Ask the same guard over plain HTTP:
-  // 401 means the session is gone, and retrying cannot help. Anything else (the server is
-  // down, restarting...) is worth another try.
+  // 401 means the session is gone, 403 that it may not use the chat, and retrying cannot
+  // help; the answer is the matching close code. Anything else (the server is down,
+  // restarting...) is worth another try: null.
   async function handshakeRefused() {
     try {
       const response = await fetch("/ws", { cache: "no-store", credentials: "same-origin" });
-      return response.status === 401 || response.status === 403;
+      return REFUSED_HANDSHAKES.get(response.status) ?? null;
     } catch {
-      return false;
+      return null;
     }
   }
 
   function scheduleReconnect() {
-    if (loggedOut || retryTimer !== null) return;
+    if (stopped || retryTimer !== null) return;
     // Exponential backoff with jitter: 0.5 s, 1 s, 2 s... up to 30 s.
     const delay = Math.min(MAX_DELAY, FIRST_DELAY * 2 ** attempt) * (0.75 + Math.random() / 4);
     attempt += 1;
@@ -232,20 +258,24 @@
     onlineCount.textContent = String(names.length);
   }
 
-  function showLoggedOut(detail) {
-    loggedOut = true;
+  // The session may no longer use the chat (see SESSION_CLOSES): say why, do not reconnect.
+  function endChat({ ended, title, detail, link: linkText }) {
+    stopped = true;
     clearTimeout(retryTimer);
-    setStatus("closed", "Signed out");
+    retryTimer = null;
+    setStatus("closed", ended ? "Signed out" : "No access");
     setComposer(false);
     users.replaceChildren();
     onlineCount.textContent = "0";
-    // The session is gone: its name and its logout form (whose token is dead) go too.
-    document.querySelector(".me").hidden = true;
-    $("logout").hidden = true;
+    if (ended) {
+      // The session is gone: its name and its logout form (whose token is dead) go too.
+      document.querySelector(".me").hidden = true;
+      $("logout").hidden = true;
+    }
 
-    const link = element("a", "", "Log in again");
+    const link = element("a", "", linkText);
     link.href = "/";
-    notice.replaceChildren(element("strong", "", "You were logged out"));
+    notice.replaceChildren(element("strong", "", title));
     if (detail) notice.append(" ", detail);
     notice.append(" ", link);
     notice.hidden = false;
