@@ -51,10 +51,12 @@
     check();
     if (input.validity.valid) errorLine.hidden = true;
   });
-  // On submit, say why in the page too, not only in the browser's passing bubble.
-  input.addEventListener("invalid", () => {
+  // On submit, say why in the page, where it stays, instead of the browser's passing bubble.
+  input.addEventListener("invalid", (event) => {
+    event.preventDefault();
     errorLine.textContent = input.validationMessage;
     errorLine.hidden = false;
+    input.focus();
   });
   check(); // the name sent back with the server's error, if any (which stays shown)
 })();
