@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp import WSCloseCode, web
 
-from aio_sessions import get_manager
-from examples.chat.app import ROOM, make_app
+from aio_sessions import SQLiteStore, get_manager
+from examples.chat.app import NAME_INVISIBLE, ROOM, clean_username, make_app, username_problem
 
 from ._services import unavailable
 
@@ -34,15 +34,21 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-async def chat() -> AsyncIterator[tuple[str, web.Application]]:
-    """The chat app on a free loopback port, in this test's event loop."""
-    app = make_app()
+async def serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on a loopback port (a free one by default), in this test's event loop."""
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    port = runner.addresses[0][1]
+    served: int = runner.addresses[0][1]
+    return runner, served
+
+
+@pytest.fixture
+async def chat() -> AsyncIterator[tuple[str, web.Application]]:
+    """The chat app on a free loopback port."""
+    app = make_app()
+    runner, port = await serve(app)
     try:
         yield f"http://127.0.0.1:{port}/", app
     finally:
@@ -172,3 +178,91 @@ async def test_two_browsers_chat_reconnect_and_log_out(
 
     assert problems.seen == []
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+#: Names the login page must judge exactly as the server does (same verdict, same words).
+NAMES = [
+    *("a", "José", "Jose\u0301", " José\u3000", "Zoë-Ørsted_2", "佐々木", "अमित", "٣٤"),
+    *("𠀀" * 32, "x\u0301\u0302\u0303\u0304", "", " \t ", "x" * 33, "𠀀" * 33),
+    *("al ice", "a.b", "bob🙂", "ab\x00", "\u0301a", "a-\u0301", "x\u0301\u0302\u0303\u0304\u0305"),
+    # Every invisible character the server refuses; the page asks \p{Default_Ignorable...}.
+    *(f"a{char}b" for char in sorted(NAME_INVISIBLE)),
+]
+
+
+async def test_unicode_names_long_pastes_an_empty_history_and_close_codes(
+    browser: Browser, tmp_path: Path
+) -> None:
+    problems = Problems()
+    database = tmp_path / "sessions.sqlite3"  # logins survive the restart below, messages not
+    runner, port = await serve(make_app(SQLiteStore(database)))
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        context = await browser.new_context()
+        page = problems.watch(await context.new_page())
+        await page.goto(url)
+        # The page's check of a name agrees with the server's, message for message.
+        said = await page.locator("#username").evaluate(
+            """(input, names) => names.map((name) => {
+                input.value = name;
+                input.dispatchEvent(new Event("input"));
+                return input.validationMessage;
+            })""",
+            NAMES,
+        )
+        assert said == [username_problem(clean_username(name)) or "" for name in NAMES]
+        await page.fill("#username", "a.b")
+        await page.click("#login button[type=submit]")  # refused in the page, with the reason
+        await expect(page.locator("#login-error")).to_have_text(
+            "A name may only contain letters, digits, _ and -."
+        )
+
+        # José logs in; the empty conversation says so.
+        await page.fill("#username", "José")
+        await page.click("#login button[type=submit]")
+        await expect(page.locator("#status")).to_have_attribute("data-state", "open")
+        await expect(page.locator(".me strong")).to_have_text("José")
+        await expect(page.locator("#empty")).to_have_text("No messages yet. Say hello!")
+
+        # A 5,000-character paste is refused with a word, and kept to be shortened.
+        await page.fill("#text", "x" * 5000)
+        await expect(page.locator("#counter")).to_have_text("5,000 / 2,000")
+        await expect(page.locator("#counter")).to_have_class("counter over")
+        await page.press("#text", "Enter")
+        await expect(page.locator("#error")).to_have_text(
+            "Your message has 5,000 characters, the limit is 2,000: shorten it. Nothing was sent."
+        )
+        assert len(await page.input_value("#text")) == 5000
+        await say(page, "¡Hola!")
+        await expect(page.locator("#messages .text")).to_have_text(["¡Hola!"])
+        await expect(page.locator("#empty")).to_be_hidden()
+        await expect(page.locator("#counter")).to_be_hidden()
+
+        # A restart: still logged in (SQLite), but the messages are gone; no blank pane.
+        await runner.cleanup()
+        runner, _ = await serve(make_app(SQLiteStore(database)), port)
+        await expect(page.locator("#status")).to_have_attribute("data-state", "open")
+        await expect(page.locator("#messages .text")).to_have_count(0)
+        await expect(page.locator("#empty")).to_have_text("No messages yet. Say hello!")
+
+        # Close codes that end the chat are explained, and the page does not reconnect.
+        room = runner.app[ROOM]
+        await room.close_all(code=4002)  # CLOSE_SESSION_EXPIRED
+        await expect(page.locator("#notice")).to_contain_text(
+            "You were logged out: your session expired. Log in again"
+        )
+        await expect(page.locator("#logout")).to_be_hidden()
+        await page.reload()
+        await expect(page.locator("#status")).to_have_attribute("data-state", "open")
+        sockets = problems.sockets[page]
+        await room.close_all(code=4003)  # CLOSE_SESSION_FORBIDDEN, coming in aio_sessions
+        notice = page.locator("#notice")
+        await expect(notice).to_contain_text("Session forbidden: you no longer have access")
+        await expect(notice.get_by_role("link", name="Back to the start")).to_be_visible()
+        await expect(page.locator("#status")).to_have_text("No access")
+        await expect(page.locator("#logout")).to_be_visible()  # the session itself lives
+        await asyncio.sleep(0.75)  # longer than the first reconnection delay (0.5 s at most)
+        assert problems.sockets[page] == sockets
+        assert problems.seen == []
+    finally:
+        await runner.cleanup()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,16 +25,28 @@ from ._services import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def chat_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "examples.chat", *args]
+
+
+def elsewhere() -> dict[str, str]:
+    """The environment to run the chat from outside the repository: ``examples`` is not
+    installed, so Python finds it through PYTHONPATH, as the chat's README says."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
 class ChatProcess:
     """``python -m examples.chat`` on a free loopback port, output kept in a file."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = URL(f"http://127.0.0.1:{self.port}/")
         self.output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "examples.chat", "--port", str(self.port), "--redis", redis_url],
-            cwd=ROOT,
+            chat_command("--port", str(self.port), *args),
+            cwd=cwd,
+            env=env,
             stdout=self.output,
             stderr=subprocess.STDOUT,
         )
@@ -72,7 +86,7 @@ class ChatProcess:
 def processes(redis_url: str) -> Iterator[list[ChatProcess]]:
     started: list[ChatProcess] = []
     try:
-        started.extend(ChatProcess(redis_url) for _ in range(2))
+        started.extend(ChatProcess("--redis", redis_url) for _ in range(2))
         yield started
     finally:
         for process in started:
@@ -147,3 +161,39 @@ async def test_users_on_two_processes_chat_and_logout_reaches_both(
             await user.close()
     for process in processes:  # a prompt, clean exit on SIGTERM
         assert process.stop() == 0, process.printed()
+
+
+# -- the command line: where it runs from, what it says when it cannot start ------------------
+
+
+def test_a_port_in_use_is_one_clear_line_and_a_failed_exit() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            chat_command("--port", str(port)), cwd=ROOT, capture_output=True, text=True, timeout=30
+        )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: port {port} on 127.0.0.1 is already in use (another chat still running?). "
+        f"Pick another with --port, e.g. python -m examples.chat --port {port + 1}"
+    ]
+
+
+async def test_runs_from_any_directory(tmp_path: Path) -> None:
+    """Templates and static files are found next to the code, not in the working directory."""
+    chat = ChatProcess(cwd=tmp_path, env=elsewhere())
+    try:
+        await chat.wait_ready()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(chat.url) as resp:
+                assert 'action="/login"' in await resp.text()
+            for path in ("static/chat.js", "static/chat.css"):
+                async with http.get(chat.url / path) as resp:
+                    assert resp.status == 200, path
+        assert f"running on {chat.url}" in chat.printed()
+    finally:
+        assert chat.stop() == 0, chat.printed()
+        chat.output.close()

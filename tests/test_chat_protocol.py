@@ -95,17 +95,70 @@ async def test_login_regenerates_the_session_and_shows_the_chat(
     assert 'action="/logout"' in page
 
 
-@pytest.mark.parametrize("name", ["a", "Zed_9-x", "x" * 32])
-async def test_good_usernames(new_user: NewUser, name: str) -> None:
-    user = await logged_in(new_user, name)
-    assert f'data-username="{name}"' in await user.page()
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("a", "a"),
+        ("Zed_9-x", "Zed_9-x"),
+        ("x" * 32, "x" * 32),
+        ("José", "José"),
+        ("Jose\u0301", "José"),  # the accent typed as a combining mark: composed (NFC)
+        (" \tJosé\u3000", "José"),  # spaces around it, even ideographic ones, are dropped
+        ("émile", "émile"),
+        ("Zoë-Ørsted_2", "Zoë-Ørsted_2"),
+        ("Ολυμπία", "Ολυμπία"),
+        ("محمد", "محمد"),
+        ("佐々木", "佐々木"),  # 々 is a modifier letter
+        ("अमित", "अमित"),  # ि is a vowel sign: a combining mark after a letter
+        ("٣٤٥", "٣٤٥"),  # Arabic-Indic digits
+        ("𠀀" * 32, "𠀀" * 32),  # 32 characters outside the BMP: 64 UTF-16 units
+        ("x\u0301\u0302\u0303\u0304", "x\u0301\u0302\u0303\u0304"),  # 4 marks: the most
+    ],
+)
+async def test_good_usernames(new_user: NewUser, typed: str, kept: str) -> None:
+    user = await logged_in(new_user, typed)
+    page = await user.page()
+    assert f'data-username="{kept}"' in page
+    assert f"Signed in as <strong>{kept}</strong>" in page
+
+
+async def test_a_name_composed_or_not_is_one_user(new_user: NewUser) -> None:
+    composed = await logged_in(new_user, "Jos\u00e9")
+    decomposed = await logged_in(new_user, "Jose\u0301")
+    ws = await composed.join()
+    await decomposed.join()
+    await presence_becomes(ws, ["Jos\u00e9"])
+    await ws.send_json({"type": "message", "text": "hola"})
+    assert (await next_frame(ws, "message"))["user"] == "Jos\u00e9"
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["", "x" * 33, "al ice", "alice\n", "a/b", "émile", "<script>alert(1)</script>"],
+    ("name", "problem"),
+    [
+        ("", "Please enter a name."),
+        (" \n ", "Please enter a name."),
+        ("x" * 33, "A name has at most 32 characters."),
+        ("é" * 33, "A name has at most 32 characters."),
+        ("al ice", "A name may only contain letters, digits, _ and -."),
+        ("a/b", "A name may only contain letters, digits, _ and -."),
+        ("a.b", "A name may only contain letters, digits, _ and -."),
+        ("bob🙂", "A name may only contain letters, digits, _ and -."),
+        ("ab\x00", "A name may only contain letters, digits, _ and -."),
+        ("<script>alert(1)</script>", "A name may only contain letters, digits, _ and -."),
+        ("al\u200dice", "A name cannot contain invisible characters."),  # zero-width joiner
+        ("ali\u00adce", "A name cannot contain invisible characters."),  # soft hyphen
+        ("\u3164", "A name cannot contain invisible characters."),  # Hangul filler: a letter
+        ("bob\ufe0f", "A name cannot contain invisible characters."),  # variation selector
+        ("\u202ebob", "A name cannot contain invisible characters."),  # right-to-left override
+        ("\u0301a", "An accent or vowel sign must follow a letter."),
+        ("a-\u0301", "An accent or vowel sign must follow a letter."),
+        ("x" + "\u0301\u0302\u0303\u0304\u0305", "A letter carries at most 4 accents or signs."),
+    ],
+    ids=repr,
 )
-async def test_bad_usernames_get_the_form_again(new_user: NewUser, name: str) -> None:
+async def test_bad_usernames_get_the_form_again_with_the_reason(
+    new_user: NewUser, name: str, problem: str
+) -> None:
     user = await new_user()
     resp = await user.post("/login", username=name, csrf=csrf_of(await user.page()))
     assert resp.status == 400
@@ -114,9 +167,18 @@ async def test_bad_usernames_get_the_form_again(new_user: NewUser, name: str) ->
     ) as again:
         page = await again.text()
     assert 'action="/login"' in page
-    assert "That name cannot be used, please pick another." in page
+    assert problem in page
     assert "<script>" not in page
     assert 'id="chat"' not in await user.page()
+
+
+async def test_the_login_hint_says_what_a_name_may_contain(new_user: NewUser) -> None:
+    page = await (await new_user()).page()
+    hint = "1 to 32 letters (any alphabet, accents included), digits, _ or -"
+    assert f'<p class="hint" id="username-hint">{hint}</p>' in page
+    assert 'data-max="32"' in page  # the page's own check uses the server's limits
+    assert 'data-max-marks="4"' in page
+    assert "maxlength" not in page  # it counts UTF-16 units and would cut a pasted name
 
 
 async def test_missing_username_field_is_a_bad_name(new_user: NewUser) -> None:
@@ -198,6 +260,49 @@ async def test_presence_on_every_join_and_leave(new_user: NewUser) -> None:
     assert (await next_frame(ws_a, "presence"))["users"] == ["alice"]
 
 
+async def test_a_reconnected_socket_gets_the_history_again(
+    new_user: NewUser, server: TestServer
+) -> None:
+    alice = await logged_in(new_user, "alice")
+    ws = await alice.join()
+    for text in ("one", "two"):
+        await ws.send_json({"type": "message", "text": text})
+    while (await next_frame(ws, "message"))["text"] != "two":
+        pass
+    await server.app[ROOM].close_all(code=aiohttp.WSCloseCode.SERVICE_RESTART)  # a drop
+    assert await closed_with(ws) == aiohttp.WSCloseCode.SERVICE_RESTART
+    again = await alice.connect()
+    history = await receive_frame(again)
+    assert history["type"] == "history"
+    assert [(m["user"], m["text"]) for m in history["messages"]] == [
+        ("alice", "one"),
+        ("alice", "two"),
+    ]
+
+
+async def test_after_a_restart_the_session_lives_and_the_history_is_empty(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """What the page shows "No messages yet" for: with --store sqlite, a restart keeps the
+    logins, but the messages were only in the old process's memory."""
+    before = await aiohttp_client(make_app(SQLiteStore(tmp_path / "chat.sqlite3")))
+    alice = ChatUser(before.session, before.make_url("/"))
+    await alice.login("alice")
+    ws = await alice.join()
+    await ws.send_json({"type": "message", "text": "before the restart"})
+    await next_frame(ws, "message")
+    await alice.close()
+    await before.server.close()
+
+    after = await aiohttp_client(make_app(SQLiteStore(tmp_path / "chat.sqlite3")))
+    # The same cookie jar: cookies ignore ports, as a browser's do.
+    alice_after = ChatUser(before.session, after.make_url("/"))
+    assert 'data-username="alice"' in await alice_after.page()
+    ws = await alice_after.connect()
+    assert await receive_frame(ws) == {"type": "history", "messages": []}
+    await alice_after.close()
+
+
 async def test_history_keeps_the_last_50_messages(new_user: NewUser) -> None:
     alice = await logged_in(new_user, "alice")
     ws = await alice.join()
@@ -246,6 +351,44 @@ async def test_refused_frames_get_an_error_and_the_socket_stays_open(
     message = await next_frame(ws, "message")
     assert message["text"] == "y" * 2000
     assert not ws.closed
+
+
+async def test_an_over_long_message_is_refused_whole_and_the_sender_told(
+    new_user: NewUser,
+) -> None:
+    alice = await logged_in(new_user, "alice")
+    bob = await logged_in(new_user, "bob")
+    ws_a, ws_b = await alice.join(), await bob.join()
+    await ws_a.send_json({"type": "message", "text": "x" * 5000})
+    error = await next_frame(ws_a, "error")
+    assert error["error"] == "message not sent: it has 5,000 characters, the limit is 2,000"
+    # Nobody got it, not even cut to 2,000: the next message is the next one sent.
+    await ws_a.send_json({"type": "message", "text": "short"})
+    for ws in (ws_a, ws_b):
+        assert (await next_frame(ws, "message"))["text"] == "short"
+    history = await receive_frame(await alice.connect())
+    assert [m["text"] for m in history["messages"]] == ["short"]
+
+
+@pytest.mark.parametrize(("count", "sent"), [(2000, True), (2001, False)])
+async def test_the_limit_counts_characters_as_the_page_does(
+    new_user: NewUser, count: int, sent: bool
+) -> None:
+    """Code points: an emoji is one character (two UTF-16 units, four UTF-8 bytes)."""
+    alice = await logged_in(new_user, "alice")
+    ws = await alice.join()
+    await ws.send_json({"type": "message", "text": "😀" * count})
+    if sent:
+        assert (await next_frame(ws, "message"))["text"] == "😀" * count
+    else:
+        assert "it has 2,001 characters" in (await next_frame(ws, "error"))["error"]
+
+
+async def test_the_page_knows_the_limit_and_cuts_nothing(new_user: NewUser) -> None:
+    page = await (await logged_in(new_user, "alice")).page()
+    assert 'data-max-text="2000"' in page
+    assert "maxlength" not in page  # a browser would cut a long paste without a word
+    assert 'id="counter"' in page
 
 
 async def test_binary_frames_get_an_error(new_user: NewUser) -> None:
@@ -391,6 +534,15 @@ def test_inconsistent_store_options_are_refused(
     with pytest.raises(SystemExit):
         parse_args(argv)
     assert "--redis" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "-1", "http"])
+def test_a_port_is_1_to_65535(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--port", port])
+    assert f"argument --port: a port is a number from 1 to 65535, not '{port}'" in (
+        capsys.readouterr().err
+    )
 
 
 def test_sqlite_store_uses_the_path(tmp_path: Path) -> None:

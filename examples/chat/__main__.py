@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -18,13 +20,24 @@ from .broker import Broker, BrokerError, MemoryBroker, RedisBroker
 STORES = ("memory", "sqlite", "redis", "cookie")
 
 
+def port_number(text: str) -> int:
+    """``--port``: a TCP port, 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, not {text!r}")
+    return port
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m examples.chat",
         description="A chat on aiohttp and aio_sessions.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
+    parser.add_argument("--port", type=port_number, default=8080, help="port to listen on")
     parser.add_argument("--store", choices=STORES, help="where sessions live (default: memory)")
     parser.add_argument(
         "--redis",
@@ -84,6 +97,27 @@ def url_of(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+#: Why a server cannot listen: the port is taken, the address is not this machine's, the
+#: port needs privileges.
+BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> str | None:
+    """One line saying why the chat cannot listen and what to do; None for other errors."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"error: port {port} on {host} is already in use (another chat still running?). "
+            f"Pick another with --port, e.g. python -m examples.chat --port {port % 65535 + 1}"
+        )
+    if isinstance(exc, socket.gaierror):  # a --host name that does not resolve
+        reason = exc.strerror
+    elif exc.errno in BIND_ERRORS:
+        reason = os.strerror(exc.errno)
+    else:
+        return None
+    return f"error: cannot listen on {host} port {port}: {reason}. Try another --host or --port"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -100,6 +134,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         web.run_app(app, host=args.host, port=args.port, print=announce, shutdown_timeout=5)
     except BrokerError as exc:  # Redis unreachable at startup
         sys.exit(f"error: {exc}")
+    except OSError as exc:  # e.g. the port is taken: one line, not a traceback
+        problem = cannot_listen(args.host, args.port, exc)
+        if problem is None:
+            raise
+        sys.exit(problem)
 
 
 if __name__ == "__main__":

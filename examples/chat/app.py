@@ -17,8 +17,8 @@ from __future__ import annotations
 import hmac
 import html
 import json
-import re
 import secrets
+import unicodedata
 from pathlib import Path
 from string import Template
 from typing import Any, Final
@@ -47,7 +47,45 @@ TEMPLATES = HERE / "templates"
 USERNAME: Final = "username"
 CSRF: Final = "csrf"
 
-USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+#: A name is 1 to 32 characters (code points, after NFC): letters of any script, each
+#: with up to 4 combining marks (accents, vowel signs), decimal digits, ``_`` and ``-``.
+#: ``static/chat.js`` applies the same rules, with the same messages, before the form is sent.
+NAME_MAX = 32
+NAME_MAX_MARKS = 4
+NAME_HINT = f"1 to {NAME_MAX} letters (any alphabet, accents included), digits, _ or -"
+#: Spaces the form may carry around a name (category Zs, tab, newlines): stripped, not refused.
+NAME_EDGE_SPACES = (
+    " \t\n\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u202f\u205f\u3000"
+)
+#: Characters that render as nothing (Unicode's default-ignorable code points: joiners,
+#: direction marks, variation selectors, Hangul fillers...): a name with one can look like
+#: another name, or blank. The page tests ``\p{Default_Ignorable_Code_Point}``.
+NAME_INVISIBLE = frozenset(
+    chr(code)
+    for first, last in (
+        (0x00AD, 0x00AD),
+        (0x034F, 0x034F),
+        (0x061C, 0x061C),
+        (0x115F, 0x1160),
+        (0x17B4, 0x17B5),
+        (0x180B, 0x180F),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x206F),
+        (0x3164, 0x3164),
+        (0xFE00, 0xFE0F),
+        (0xFEFF, 0xFEFF),
+        (0xFFA0, 0xFFA0),
+        (0xFFF0, 0xFFF8),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0000, 0xE0FFF),
+    )
+    for code in range(first, last + 1)
+)
+#: Characters (code points) per message. Longer ones are refused, never cut; the page
+#: shows a counter near the limit and says so instead of sending.
 MAX_TEXT = 2000
 #: Larger frames are refused by aiohttp itself (close code 1009).
 MAX_FRAME_BYTES = 64 * 1024
@@ -97,6 +135,9 @@ def login_page(session: Session, *, error: str = "", username: str = "") -> web.
         username=username[:64],
         error=error,
         hidden="" if error else "hidden",
+        hint=NAME_HINT,
+        name_max=str(NAME_MAX),
+        name_max_marks=str(NAME_MAX_MARKS),
     )
 
 
@@ -132,21 +173,53 @@ async def index(request: web.Request) -> web.Response:
     session = await get_session(request)
     username = session.get(USERNAME)
     if isinstance(username, str):
-        return page(CHAT_PAGE, username=username, csrf=csrf_token(session))
+        return page(CHAT_PAGE, username=username, csrf=csrf_token(session), max_text=str(MAX_TEXT))
     return login_page(session)
+
+
+def clean_username(raw: str) -> str:
+    """The name as it is kept: surrounding spaces stripped, composed (NFC), so that "José"
+    typed with a combining accent and "José" typed precomposed are the same user."""
+    return unicodedata.normalize("NFC", raw.strip(NAME_EDGE_SPACES))
+
+
+def username_problem(name: str) -> str | None:
+    """Why ``name`` (cleaned) cannot be a user name, in words for the person; None if it can.
+
+    ``static/chat.js`` (``nameProblem``) gives the same answer, word for word.
+    """
+    if not name:
+        return "Please enter a name."
+    if len(name) > NAME_MAX:
+        return f"A name has at most {NAME_MAX} characters."
+    marks = -1  # combining marks after the last letter or digit; -1: nothing to attach to
+    for char in name:
+        if char in NAME_INVISIBLE:
+            return "A name cannot contain invisible characters."
+        if char.isalpha() or char.isdecimal():
+            marks = 0
+        elif unicodedata.category(char) in ("Mn", "Mc"):
+            if marks < 0:
+                return "An accent or vowel sign must follow a letter."
+            marks += 1
+            if marks > NAME_MAX_MARKS:
+                return f"A letter carries at most {NAME_MAX_MARKS} accents or signs."
+        elif char in "_-":
+            marks = -1
+        else:
+            return "A name may only contain letters, digits, _ and -."
+    return None
 
 
 async def login(request: web.Request) -> web.Response:
     """Check the name, then start the logged-in session under a new id."""
     session = await get_session(request)
     form = await checked_form(request, session)
-    username = form.get(USERNAME, "")
-    if not USERNAME_PATTERN.fullmatch(username):
-        return login_page(
-            session,
-            error="That name cannot be used, please pick another.",
-            username=username,
-        )
+    typed = form.get(USERNAME, "")
+    username = clean_username(typed)
+    problem = username_problem(username)
+    if problem is not None:
+        return login_page(session, error=problem, username=typed)
     session.regenerate()  # a new id for the new privilege: defeats session fixation
     session[USERNAME] = username  # the user_key: indexes the session under this user
     session[CSRF] = secrets.token_urlsafe(32)
@@ -180,8 +253,10 @@ def parse_client_frame(raw: str) -> str:
     text = frame.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ProtocolError("a message needs some text")
-    if len(text) > MAX_TEXT:
-        raise ProtocolError(f"a message has at most {MAX_TEXT} characters")
+    if len(text) > MAX_TEXT:  # refused whole, never cut: the sender is told, nothing is sent
+        raise ProtocolError(
+            f"message not sent: it has {len(text):,} characters, the limit is {MAX_TEXT:,}"
+        )
     return text
 
 

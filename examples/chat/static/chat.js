@@ -1,12 +1,74 @@
-// The chat page: one WebSocket to /ws, JSON frames both ways.
+// The chat's one script. On the login page it checks the name as the server will; on the
+// chat page it keeps one WebSocket to /ws, JSON frames both ways.
 // User text only ever reaches the page through textContent, never as HTML.
 "use strict";
+
+// -- the login form -------------------------------------------------------------------------
+
+(() => {
+  const input = document.getElementById("username");
+  if (!input) return; // the chat page
+  const errorLine = document.getElementById("login-error");
+
+  // The server's rules (app.py: clean_username and username_problem), with its messages.
+  const NAME_MAX = Number(input.dataset.max);
+  const NAME_MAX_MARKS = Number(input.dataset.maxMarks);
+  const EDGE_SPACES = /^[\p{Zs}\t\n\r]+|[\p{Zs}\t\n\r]+$/gu;
+  const INVISIBLE = /^\p{Default_Ignorable_Code_Point}$/u;
+  const LETTER_OR_DIGIT = /^[\p{L}\p{Nd}]$/u;
+  const MARK = /^[\p{Mn}\p{Mc}]$/u;
+
+  function nameProblem(typed) {
+    const name = typed.replace(EDGE_SPACES, "").normalize("NFC");
+    if (!name) return "Please enter a name.";
+    const chars = Array.from(name); // code points, as Python counts them
+    if (chars.length > NAME_MAX) return `A name has at most ${NAME_MAX} characters.`;
+    let marks = -1; // combining marks after the last letter or digit; -1: nothing to attach to
+    for (const char of chars) {
+      if (INVISIBLE.test(char)) return "A name cannot contain invisible characters.";
+      if (LETTER_OR_DIGIT.test(char)) {
+        marks = 0;
+      } else if (MARK.test(char)) {
+        if (marks < 0) return "An accent or vowel sign must follow a letter.";
+        marks += 1;
+        if (marks > NAME_MAX_MARKS) {
+          return `A letter carries at most ${NAME_MAX_MARKS} accents or signs.`;
+        }
+      } else if (char === "_" || char === "-") {
+        marks = -1;
+      } else {
+        return "A name may only contain letters, digits, _ and -.";
+      }
+    }
+    return "";
+  }
+
+  function check() {
+    input.setCustomValidity(nameProblem(input.value));
+  }
+
+  input.addEventListener("input", () => {
+    check();
+    if (input.validity.valid) errorLine.hidden = true;
+  });
+  // On submit, say why in the page, where it stays, instead of the browser's passing bubble.
+  input.addEventListener("invalid", (event) => {
+    event.preventDefault();
+    errorLine.textContent = input.validationMessage;
+    errorLine.hidden = false;
+    input.focus();
+  });
+  check(); // the name sent back with the server's error, if any (which stays shown)
+})();
+
+// -- the chat page --------------------------------------------------------------------------
 
 (() => {
   const root = document.getElementById("chat");
   if (!root) return; // the login page
 
   const me = root.dataset.username;
+  const MAX_TEXT = Number(root.dataset.maxText); // characters (code points) per message
   const $ = (id) => document.getElementById(id);
   const messages = $("messages");
   const empty = $("empty");
@@ -18,17 +80,43 @@
   const status = $("status");
   const notice = $("notice");
   const errorLine = $("error");
+  const counter = $("counter");
 
-  // Close codes of aio_sessions: the session was revoked (logout) or expired.
-  const CLOSE_SESSION_REVOKED = 4001;
-  const CLOSE_SESSION_EXPIRED = 4002;
+  // Close codes of aio_sessions: this session may no longer use the chat. Reconnecting
+  // cannot help, so the page says why and stops. `ended`: the session itself is gone.
+  const SESSION_CLOSES = new Map([
+    [4001, { ended: true, title: "You were logged out.", detail: "", link: "Log in again" }],
+    [
+      4002,
+      {
+        ended: true,
+        title: "You were logged out:",
+        detail: "your session expired.",
+        link: "Log in again",
+      },
+    ],
+    [
+      4003, // CLOSE_SESSION_FORBIDDEN
+      {
+        ended: false,
+        title: "Session forbidden:",
+        detail: "you no longer have access to this room (your rights changed, for example).",
+        link: "Back to the start",
+      },
+    ],
+  ]);
+  // What a refused handshake means, asked over plain HTTP (see handshakeRefused).
+  const REFUSED_HANDSHAKES = new Map([
+    [401, 4001],
+    [403, 4003],
+  ]);
   const FIRST_DELAY = 500; // ms before the first reconnection attempt
   const MAX_DELAY = 30000;
 
   let socket = null;
   let attempt = 0;
   let retryTimer = null;
-  let loggedOut = false;
+  let stopped = false; // for good: no more reconnecting
   let errorTimer = null;
 
   // -- the connection -------------------------------------------------------------------
@@ -65,26 +153,27 @@
   }
 
   async function onClose(code, opened) {
-    if (code === CLOSE_SESSION_REVOKED) return showLoggedOut("");
-    if (code === CLOSE_SESSION_EXPIRED) return showLoggedOut("Your session expired.");
-    if (!opened && (await handshakeRefused())) return showLoggedOut("");
+    if (SESSION_CLOSES.has(code)) return endChat(SESSION_CLOSES.get(code));
+    const refused = opened ? null : await handshakeRefused();
+    if (refused !== null) return endChat(SESSION_CLOSES.get(refused));
     scheduleReconnect();
   }
 
   // A browser does not tell why a handshake failed. Ask the same guard over plain HTTP:
-  // 401 means the session is gone, and retrying cannot help. Anything else (the server is
-  // down, restarting...) is worth another try.
+  // 401 means the session is gone, 403 that it may not use the chat, and retrying cannot
+  // help; the answer is the matching close code. Anything else (the server is down,
+  // restarting...) is worth another try: null.
   async function handshakeRefused() {
     try {
       const response = await fetch("/ws", { cache: "no-store", credentials: "same-origin" });
-      return response.status === 401 || response.status === 403;
+      return REFUSED_HANDSHAKES.get(response.status) ?? null;
     } catch {
-      return false;
+      return null;
     }
   }
 
   function scheduleReconnect() {
-    if (loggedOut || retryTimer !== null) return;
+    if (stopped || retryTimer !== null) return;
     // Exponential backoff with jitter: 0.5 s, 1 s, 2 s... up to 30 s.
     const delay = Math.min(MAX_DELAY, FIRST_DELAY * 2 ** attempt) * (0.75 + Math.random() / 4);
     attempt += 1;
@@ -104,9 +193,10 @@
 
   function onFrame(frame) {
     switch (frame.type) {
-      case "history":
+      case "history": // the whole conversation so far: on every (re)connection
         messages.replaceChildren();
         frame.messages.forEach(addMessage);
+        showPlaceholder();
         scrollToEnd();
         break;
       case "message": {
@@ -128,7 +218,8 @@
     const item = element("li", "message");
     if (message.user === me) item.classList.add("mine");
 
-    const avatar = element("span", "avatar", message.user.slice(0, 1).toUpperCase());
+    const initial = Array.from(message.user)[0] ?? "?"; // a code point, not half of one
+    const avatar = element("span", "avatar", initial.toUpperCase());
     avatar.style.setProperty("--hue", hue(message.user));
     avatar.setAttribute("aria-hidden", "true");
 
@@ -146,7 +237,13 @@
     body.append(meta, element("p", "text", message.text));
     item.append(avatar, body);
     messages.append(item);
-    empty.hidden = true;
+    showPlaceholder();
+  }
+
+  // "No messages yet" whenever the list is empty, after a reconnection too.
+  function showPlaceholder() {
+    empty.textContent = "No messages yet. Say hello!";
+    empty.hidden = messages.childElementCount > 0;
   }
 
   function showUsers(names) {
@@ -163,20 +260,24 @@
     onlineCount.textContent = String(names.length);
   }
 
-  function showLoggedOut(detail) {
-    loggedOut = true;
+  // The session may no longer use the chat (see SESSION_CLOSES): say why, do not reconnect.
+  function endChat({ ended, title, detail, link: linkText }) {
+    stopped = true;
     clearTimeout(retryTimer);
-    setStatus("closed", "Signed out");
+    retryTimer = null;
+    setStatus("closed", ended ? "Signed out" : "No access");
     setComposer(false);
     users.replaceChildren();
     onlineCount.textContent = "0";
-    // The session is gone: its name and its logout form (whose token is dead) go too.
-    document.querySelector(".me").hidden = true;
-    $("logout").hidden = true;
+    if (ended) {
+      // The session is gone: its name and its logout form (whose token is dead) go too.
+      document.querySelector(".me").hidden = true;
+      $("logout").hidden = true;
+    }
 
-    const link = element("a", "", "Log in again");
+    const link = element("a", "", linkText);
     link.href = "/";
-    notice.replaceChildren(element("strong", "", "You were logged out"));
+    notice.replaceChildren(element("strong", "", title));
     if (detail) notice.append(" ", detail);
     notice.append(" ", link);
     notice.hidden = false;
@@ -188,13 +289,33 @@
     event.preventDefault();
     const text = input.value;
     if (!text.trim()) return;
+    const length = lengthOf(text);
+    if (length > MAX_TEXT) {
+      // Never cut it silently: keep the text so the person can shorten it.
+      showError(
+        `Your message has ${number(length)} characters, the limit is ${number(MAX_TEXT)}: ` +
+          "shorten it. Nothing was sent.",
+      );
+      return;
+    }
     if (!socket || socket.readyState !== WebSocket.OPEN) {
       showError("Not connected: your message was not sent.");
       return;
     }
     socket.send(JSON.stringify({ type: "message", text }));
     input.value = "";
+    showCount();
   });
+
+  // The count appears near the limit and turns red past it.
+  input.addEventListener("input", showCount);
+
+  function showCount() {
+    const length = lengthOf(input.value);
+    counter.textContent = `${number(length)} / ${number(MAX_TEXT)}`;
+    counter.classList.toggle("over", length > MAX_TEXT);
+    counter.hidden = length <= MAX_TEXT * 0.9;
+  }
 
   // -- helpers ----------------------------------------------------------------------------
 
@@ -203,6 +324,17 @@
     if (className) node.className = className;
     if (text !== undefined) node.textContent = text;
     return node;
+  }
+
+  // Characters as the server counts them: code points, not UTF-16 units.
+  function lengthOf(text) {
+    let length = 0;
+    for (const _ of text) length += 1;
+    return length;
+  }
+
+  function number(n) {
+    return n.toLocaleString("en");
   }
 
   function hue(name) {
