@@ -212,18 +212,23 @@ class SessionManager:
     async def watch(self, session: Session) -> None:
         """Mark a session as watched by a socket, so saves in other processes publish their
         changes; a lease, renewed while the socket is open (shared-event stores only)."""
+        if not self.watch_due(session):
+            return
         record = session._record
-        if not self.store.shares_events or session._new:
-            return
         now = time.time()
-        if record.watched is not None and record.watched > now + _WATCH_LEASE / 2:
-            return
         record.watched = now + _WATCH_LEASE
         record.accessed = now  # the handshake is activity
         try:
             await self.store.touch(record, self._ttl(now))
         except StoreUnavailable as exc:
             log.warning("cannot mark a socket's session as watched: %s", exc)
+
+    def watch_due(self, session: Session) -> bool:
+        """Whether a socket's session needs its watch lease stored or renewed (cheap)."""
+        if not self.store.shares_events or session._new:
+            return False
+        watched = session._record.watched
+        return watched is None or watched <= time.time() + _WATCH_LEASE / 2
 
     async def refresh(self, session: Session) -> None:
         """Reload a session from the store, keeping the changes it has not saved yet."""

@@ -157,7 +157,7 @@ class SessionMiddleware:
         response[_WS_REGISTRY] = self.manager.sockets
         state.ws = response
         bind(self.manager.sockets, response, session, state.guard)
-        if self.manager.store.shares_events and not session.new:
+        if self.manager.watch_due(session):
             self.manager.sockets.spawn(self.manager.watch(session))
 
 

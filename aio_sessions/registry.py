@@ -170,6 +170,8 @@ class SocketRegistry:
         if binding.user_key is not None:
             self._by_user.setdefault(binding.user_key, {})[key] = ws
         self._schedule_expiry(binding, session.expires_at or math.inf)
+        if self._events.shared:
+            self._ensure_sweeper()  # it renews the sessions' watch leases
 
     def _discard(self, ws: web.WebSocketResponse) -> None:
         key = id(ws)
@@ -233,11 +235,16 @@ class SocketRegistry:
         if delay <= _HORIZON:
             loop = asyncio.get_running_loop()
             binding.timer = loop.call_later(max(delay, 0.05), self._expiry_due, binding)
-        elif self._sweeper is None:
+        else:
+            self._ensure_sweeper()
+
+    def _ensure_sweeper(self) -> None:
+        if self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep())
 
     async def _sweep(self) -> None:
-        """Every half horizon, give a timer to the sockets whose deadline came near.
+        """Every half horizon, give a timer to the sockets whose deadline came near, and
+        renew the watch leases that are due.
 
         Most sessions end days away; one timer per socket for those would only fill the
         event loop's heap.
@@ -248,7 +255,8 @@ class SocketRegistry:
             for binding in list(self._bindings.values()):
                 if binding.timer is None and binding.deadline - now <= _HORIZON:
                     self._schedule_expiry(binding, binding.deadline)
-                self._spawn(self._manager.watch(binding.session))  # renews a due lease
+                if self._manager.watch_due(binding.session):
+                    self._spawn(self._manager.watch(binding.session))
 
     def _expiry_due(self, binding: Binding) -> None:
         if self._bindings.get(id(binding.ws)) is binding:
