@@ -51,13 +51,15 @@ class _RequestState:
             self.session = session
         return self.session
 
-    async def commit(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
+    async def commit(
+        self, request: web.BaseRequest, response: web.StreamResponse, *, socket: bool = False
+    ) -> None:
         """Save the session and put its cookie on ``response`` (once per request)."""
         self.committed = True
         session = self.session
         if session is None:
             return
-        cookie = await self.manager.commit(session)
+        cookie = await self.manager.commit(session, socket=socket)
         if cookie is None:
             return
         config = self.manager.config
@@ -168,7 +170,7 @@ class SessionMiddleware:
         if session is None:
             session = await state.load(request)
         if not state.committed:
-            await state.commit(request, response)
+            await state.commit(request, response, socket=True)
         response[WS_SESSION] = session
         state.ws = response
         bind(self.manager.sockets, response, session)
