@@ -88,11 +88,18 @@ class SessionManager:
         elif session._touch or session._due:
             await self._save_existing(session, None)
 
-    async def commit(self, session: Session) -> str | None:
+    async def commit(self, session: Session, *, socket: bool = False) -> str | None:
         """Save what a request's session has pending; the cookie its response must carry:
-        a value to set, "" to delete it, or None for no Set-Cookie at all."""
+        a value to set, "" to delete it, or None for no Set-Cookie at all.
+
+        ``socket``: the response is a WebSocket's 101, the last response the session gets. An
+        unsaved session then gets a cookie naming the id its first save will store it under
+        (Channels #1402: no record for a socket that never writes).
+        """
         if session._pending():
             await self.save(session)
+        if socket and session._new and not self.store.stateless:
+            session._cookie = session._token = session.id
         cookie, session._cookie = session._cookie, None
         return cookie
 
@@ -135,7 +142,9 @@ class SessionManager:
             await self.store.link_user(*link)
         if self.store.stateless:
             self.config.check_cookie(value)
-        session._cookie = session._token = value
+        if value != session._token:  # else the browser has it: announced on a socket's 101
+            session._cookie = value
+        session._token = value
         session._mark_saved()
 
     async def _save_existing(self, session: Session, changes: Changes | None) -> None:

@@ -8,6 +8,7 @@ responses, the 101 of a WebSocket handshake).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
 from typing import Any, Final
@@ -52,13 +53,15 @@ class _RequestState:
             self.session = session
         return self.session
 
-    async def commit(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
+    async def commit(
+        self, request: web.BaseRequest, response: web.StreamResponse, *, socket: bool = False
+    ) -> None:
         """Save the session and put its cookie on ``response`` (once per request)."""
         self.committed = True
         session = self.session
         if session is None:
             return
-        cookie = await self.manager.commit(session)
+        cookie = await self.manager.commit(session, socket=socket)
         if cookie is None:
             return
         config = self.manager.config
@@ -83,6 +86,7 @@ class SessionMiddleware:
     def __init__(self, manager: SessionManager) -> None:
         self.manager = manager
         self._hook_checked = False
+        self._saving: set[asyncio.Task[str | None]] = set()
 
     def _check_hook(self, request: web.Request) -> None:
         """Say loudly, once, when ``on_response_prepare`` is missing (the middleware alone)."""
@@ -119,7 +123,7 @@ class SessionMiddleware:
                 state.committed = True
             elif not state.committed:
                 await state.commit(request, response)
-            elif state.session.dirty and await self.manager.commit(state.session):
+            elif state.session.dirty and await self._save_late(state.session):
                 # The handler prepared the response itself (a stream, a WebSocket) and changed
                 # the session afterwards: it is stored, but there is no cookie to send.
                 log.warning("session cookie not sent: the response was already prepared")
@@ -134,6 +138,23 @@ class SessionMiddleware:
             if state.ws is not None:
                 unbind(self.manager.sockets, state.ws)
                 state.ws = None  # the socket refers to the request, which refers to us
+
+    async def _save_late(self, session: Session) -> str | None:
+        """Commit what the handler changed after it prepared the response.
+
+        Shielded: a socket ends when its peer leaves, and with aiohttp's
+        ``handler_cancellation`` that disconnect cancels the handler, which must not lose
+        the socket's last changes.
+        """
+        task = asyncio.ensure_future(self.manager.commit(session))
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
+        return await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """Wait for saves still running (on app cleanup, before the store closes)."""
+        if self._saving:
+            await asyncio.gather(*self._saving, return_exceptions=True)
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         """Commit before the headers of a response the handler prepares itself go out.
@@ -152,7 +173,7 @@ class SessionMiddleware:
         if session is None:
             session = await state.load(request)
         if not state.committed:
-            await state.commit(request, response)
+            await state.commit(request, response, socket=True)
         response[WS_SESSION] = session
         response[_WS_REGISTRY] = self.manager.sockets
         state.ws = response
@@ -202,6 +223,7 @@ def setup(app: web.Application, store: Store | None = None, **options: Any) -> S
 
     async def close(app: web.Application) -> None:
         await manager.sockets.stop()
+        await middleware.close()
         await manager.store.close()
 
     app.on_startup.append(start)

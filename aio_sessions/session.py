@@ -165,7 +165,7 @@ class Session(MutableMapping[str, Any]):
 
         Writing to the session afterwards starts a new one with a new id.
         """
-        if not self._new:
+        if self._named():
             self._doomed.append(self._record.id)
         self._start_over()
 
@@ -185,7 +185,7 @@ class Session(MutableMapping[str, Any]):
 
         Call it when privileges change (login) to defeat session fixation.
         """
-        if not self._new:
+        if self._named():
             self._doomed.append(self._record.id)
         self._record.id = new_id()
         self._new = True
@@ -217,6 +217,13 @@ class Session(MutableMapping[str, Any]):
         await self._manager.reload(self)
 
     # -- for the manager --------------------------------------------------------------
+
+    def _named(self) -> bool:
+        """Whether a browser may hold this session's id: stored, or announced on a 101.
+
+        Ending such a session closes its sockets, an anonymous socket's too.
+        """
+        return not self._new or self._token == self._record.id
 
     def _pending(self) -> bool:
         """Whether committing has anything to do in the store (cheap: every request asks)."""
