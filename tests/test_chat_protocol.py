@@ -187,7 +187,7 @@ async def test_missing_username_field_is_a_bad_name(new_user: NewUser) -> None:
     assert resp.status == 400
 
 
-@pytest.mark.parametrize("path", ["/login", "/logout"])
+@pytest.mark.parametrize("path", ["/login", "/logout", "/theme"])
 @pytest.mark.parametrize("token", [None, "", "wrong", "é", "other session"])
 async def test_forms_need_the_sessions_csrf_token(
     new_user: NewUser, path: str, token: str | None
@@ -238,10 +238,11 @@ async def test_two_users_chat(new_user: NewUser) -> None:
         assert (message["user"], message["text"]) == ("bob", "hello alice")
 
 
-async def test_first_frames_are_history_then_presence(new_user: NewUser) -> None:
+async def test_first_frames_are_history_theme_then_presence(new_user: NewUser) -> None:
     alice = await logged_in(new_user, "alice")
     ws = await alice.connect()
     assert await receive_frame(ws) == {"type": "history", "messages": []}
+    assert await receive_frame(ws) == {"type": "theme", "theme": "light"}
     assert await receive_frame(ws) == {"type": "presence", "users": ["alice"]}
 
 
@@ -408,6 +409,62 @@ async def test_user_name_comes_from_the_session(new_user: NewUser) -> None:
     assert message["text"] == "I am bob"
 
 
+# -- the theme: saved over HTTP, seen live by every socket of the session -------------------
+
+
+async def frame_types_until_message(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
+    """The types of the frames before the next message (which the caller has sent)."""
+    types = []
+    while (frame := await receive_frame(ws))["type"] != "message":
+        types.append(frame["type"])
+    return types
+
+
+async def test_a_theme_saved_in_one_tab_reaches_the_sessions_other_tabs_live(
+    new_user: NewUser,
+) -> None:
+    alice = await logged_in(new_user, "alice")
+    bob = await logged_in(new_user, "bob")
+    tabs = [await alice.join(), await alice.join()]  # two tabs: one browser, one session
+    ws_bob = await bob.join()
+    for ws in (*tabs, ws_bob):
+        assert await next_frame(ws, "theme") == {"type": "theme", "theme": "light"}
+
+    started = time.monotonic()
+    resp = await alice.post("/theme", theme="dark", csrf=csrf_of(await alice.page()))
+    assert resp.status == 303  # a plain form post gets the page back
+    for ws in tabs:
+        assert await next_frame(ws, "theme", timeout=1.0) == {"type": "theme", "theme": "dark"}
+    assert time.monotonic() - started < 1.0
+
+    page = await alice.page()
+    assert '<html lang="en" data-theme="dark">' in page
+    assert 'name="theme" value="light">Light theme</button>' in page
+    later = await alice.connect()  # a tab opened (or reconnected) later gets it first thing
+    assert (await next_frame(later, "theme"))["theme"] == "dark"
+    # Bob's session did not change: his socket heard nothing of it.
+    await ws_bob.send_json({"type": "message", "text": "still light?"})
+    assert "theme" not in await frame_types_until_message(ws_bob)
+    assert '<html lang="en" data-theme="light">' in await bob.page()
+
+
+@pytest.mark.parametrize("theme", [None, "", "blue", "Dark", "dark "])
+async def test_a_theme_is_light_or_dark(new_user: NewUser, theme: str | None) -> None:
+    alice = await logged_in(new_user, "alice")
+    form = {"csrf": csrf_of(await alice.page())}
+    if theme is not None:
+        form["theme"] = theme
+    resp = await alice.post("/theme", **form)
+    assert resp.status == 400
+    assert 'data-theme="light"' in await alice.page()
+
+
+async def test_only_a_logged_in_session_has_a_theme(new_user: NewUser) -> None:
+    visitor = await new_user()
+    resp = await visitor.post("/theme", theme="dark", csrf=csrf_of(await visitor.page()))
+    assert resp.status == 401
+
+
 # -- logout closes sockets; guarded handshakes ----------------------------------------------
 
 
@@ -502,6 +559,22 @@ async def test_chat_and_logout_on_other_stores(
     ws_a, ws_b = await alice.join(), await bob.join()
     await ws_a.send_json({"type": "message", "text": "hi"})
     assert (await next_frame(ws_b, "message"))["user"] == "alice"
+
+    # The theme: live in the session's other tabs on SQLite. A cookie session lives in the
+    # browser, where no socket can re-read it: its tabs get no stale frame, and pick the
+    # theme up when they reload or reconnect.
+    assert (await next_frame(ws_a, "theme"))["theme"] == "light"
+    resp = await alice.post("/theme", theme="dark", csrf=csrf_of(await alice.page()))
+    assert resp.status == 303
+    if kind == "sqlite":
+        assert await next_frame(ws_a, "theme", timeout=1.0) == {"type": "theme", "theme": "dark"}
+    else:
+        await ws_a.send_json({"type": "message", "text": "dark?"})
+        assert "theme" not in await frame_types_until_message(ws_a)
+    assert 'data-theme="dark"' in await alice.page()
+    later = await alice.connect()
+    assert (await next_frame(later, "theme"))["theme"] == "dark"
+
     await alice.logout()
     assert await closed_with(ws_a) == CLOSE_SESSION_REVOKED
     await presence_becomes(ws_b, ["bob"])

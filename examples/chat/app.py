@@ -7,13 +7,18 @@ What each handler shows of aio_sessions:
   ``user_key``) indexes the session under its user.
 - ``logout``: ``session.invalidate()`` plus ``get_manager(app).logout_user(name)``, which
   closes the user's sockets in every tab and process (close code 4001).
+- ``set_theme``: an ordinary HTTP save of the session (``theme``), which every socket of
+  that session sees live.
 - ``chat_socket``: ``@require_session("username")`` refuses anonymous (401) and cross-site
   (403) handshakes before the upgrade; ``get_ws_session(ws)`` gives the user name, which is
-  never taken from the client.
+  never taken from the client. ``session_changes(ws, read=False)``, in a task beside the
+  handler's own reading, relays the theme to the page whenever the session is saved
+  anywhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import html
 import json
@@ -33,6 +38,7 @@ from aio_sessions import (
     get_session,
     get_ws_session,
     require_session,
+    session_changes,
     setup,
 )
 
@@ -43,9 +49,12 @@ HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 TEMPLATES = HERE / "templates"
 
-#: The session keys: who is logged in, and the token every form must send back.
+#: The session keys: who is logged in, the token every form must send back, and the
+#: browser's theme (absent: light).
 USERNAME: Final = "username"
 CSRF: Final = "csrf"
+THEME: Final = "theme"
+THEMES: Final = ("light", "dark")
 
 #: A name is 1 to 32 characters (code points, after NFC): letters of any script, each
 #: with up to 4 combining marks (accents, vowel signs), decimal digits, ``_`` and ``-``.
@@ -168,13 +177,33 @@ async def checked_form(request: web.Request, session: Session) -> dict[str, str]
 # -- HTTP handlers -------------------------------------------------------------------------
 
 
+def theme_of(session: Session) -> str:
+    """The session's theme: ``light`` unless it holds one of ``THEMES``."""
+    theme = session.get(THEME)
+    return theme if theme in THEMES else "light"
+
+
+def theme_frame(session: Session) -> Frame:
+    return {"type": "theme", "theme": theme_of(session)}
+
+
 async def index(request: web.Request) -> web.Response:
     """The chat when logged in, else the login form."""
     session = await get_session(request)
     username = session.get(USERNAME)
-    if isinstance(username, str):
-        return page(CHAT_PAGE, username=username, csrf=csrf_token(session), max_text=str(MAX_TEXT))
-    return login_page(session)
+    if not isinstance(username, str):
+        return login_page(session)
+    theme = theme_of(session)
+    other = "dark" if theme == "light" else "light"
+    return page(
+        CHAT_PAGE,
+        username=username,
+        csrf=csrf_token(session),
+        max_text=str(MAX_TEXT),
+        theme=theme,
+        other_theme=other,
+        other_theme_label=f"{other.capitalize()} theme",
+    )
 
 
 def clean_username(raw: str) -> str:
@@ -237,6 +266,19 @@ async def logout(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/")
 
 
+@require_session(USERNAME)
+async def set_theme(request: web.Request) -> web.Response:
+    """Keep the theme in the session. The save reaches every socket of the session (other
+    tabs of this browser, in any process), whose page then switches without a reload."""
+    session = await get_session(request)
+    form = await checked_form(request, session)
+    theme = form.get(THEME)
+    if theme not in THEMES:
+        raise web.HTTPBadRequest(text=f"A theme is one of: {', '.join(THEMES)}.")
+    session[THEME] = theme
+    raise web.HTTPSeeOther("/")  # a form sent without the script: the page, redrawn
+
+
 # -- the WebSocket -------------------------------------------------------------------------
 
 
@@ -278,18 +320,38 @@ async def handle_frame(msg: WSMessage, connection: Connection, broker: Broker) -
         connection.send(error_frame("the chat is unavailable, message not sent"))
 
 
+async def relay_changes(
+    ws: web.WebSocketResponse, session: Session, connection: Connection
+) -> None:
+    """Send the page its theme whenever the session's theme is saved, anywhere.
+
+    ``session_changes`` yields once the socket's session already holds the new values.
+    ``read=False``: the handler reads the socket itself, this task only waits. Not run with
+    a cookie store: there the socket cannot re-read a session that lives in the browser.
+    """
+    async for keys in session_changes(ws, read=False):
+        if THEME in keys:
+            connection.send(theme_frame(session))
+
+
 @require_session(USERNAME)
 async def chat_socket(request: web.Request) -> web.WebSocketResponse:
-    """History first, then live messages and presence, until either side closes."""
+    """History and theme first, then live messages, presence and theme changes, until either
+    side closes."""
     ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
     session = await get_ws_session(ws)
     connection = Connection(ws, str(session[USERNAME]))  # identity from the session only
     broker, room = request.app[BROKER], request.app[ROOM]
     room.add(connection)  # frames published from now on wait in its queue
+    relay = None
+    if not get_manager(request).store.stateless:
+        relay = asyncio.create_task(relay_changes(ws, session, connection))
     try:
         history = await broker.history()
         await ws.send_json({"type": "history", "messages": history})
+        # The theme as it is now: a change made while this tab was offline shows too.
+        await ws.send_json(theme_frame(session))
         connection.start(already_sent=history)
         await broker.join(connection.user)
         try:
@@ -300,8 +362,13 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     except BrokerError:
         await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"chat unavailable")
     finally:
+        # What needs no waiting first: the handler may be cancelled in the awaits below.
         room.remove(connection)
+        if relay is not None:
+            relay.cancel()
         await connection.stop()
+        if relay is not None:
+            await asyncio.wait([relay])
     return ws
 
 
@@ -340,6 +407,7 @@ def make_app(
             web.get("/", index),
             web.post("/login", login),
             web.post("/logout", logout),
+            web.post("/theme", set_theme),
             web.get("/ws", chat_socket),
             web.static("/static", STATIC),
         ]

@@ -81,6 +81,9 @@
   const notice = $("notice");
   const errorLine = $("error");
   const counter = $("counter");
+  const themeForm = $("theme");
+  const themeButton = themeForm.querySelector("button");
+  const csrf = themeForm.elements.csrf.value; // the session's token, as every form sends it
 
   // Close codes of aio_sessions: this session may no longer use the chat. Reconnecting
   // cannot help, so the page says why and stops. `ended`: the session itself is gone.
@@ -211,6 +214,9 @@
       case "error":
         showError(frame.error);
         break;
+      case "theme": // on connection, and whenever the session's theme is saved anywhere
+        applyTheme(frame.theme);
+        break;
     }
   }
 
@@ -270,9 +276,10 @@
     users.replaceChildren();
     onlineCount.textContent = "0";
     if (ended) {
-      // The session is gone: its name and its logout form (whose token is dead) go too.
+      // The session is gone: its name and its forms (whose token is dead) go too.
       document.querySelector(".me").hidden = true;
       $("logout").hidden = true;
+      themeForm.hidden = true;
     }
 
     const link = element("a", "", linkText);
@@ -281,6 +288,42 @@
     if (detail) notice.append(" ", detail);
     notice.append(" ", link);
     notice.hidden = false;
+  }
+
+  // -- the theme ---------------------------------------------------------------------------
+
+  // The theme lives in the session: this tab saves it over HTTP, and every tab of the
+  // session (this one included) hears of it on its socket.
+  function applyTheme(theme) {
+    document.documentElement.dataset.theme = theme;
+    const other = theme === "dark" ? "light" : "dark";
+    themeButton.value = other;
+    themeButton.textContent = `${other[0].toUpperCase()}${other.slice(1)} theme`;
+  }
+
+  themeForm.addEventListener("submit", async (event) => {
+    event.preventDefault(); // no reload: the socket stays open
+    const theme = themeButton.value;
+    if (await post("/theme", { theme })) {
+      applyTheme(theme); // at once, even while this tab's socket is reconnecting
+    } else {
+      showError("The theme was not changed: reload the page and try again.");
+    }
+  });
+
+  // POST a form with the session's CSRF token; the response when it succeeded, else null.
+  async function post(path, fields) {
+    try {
+      const response = await fetch(path, {
+        method: "POST",
+        body: new URLSearchParams({ ...fields, csrf }),
+        credentials: "same-origin",
+        redirect: "manual", // a 303 back to the page is success enough: no need to follow
+      });
+      return response.ok || response.type === "opaqueredirect" ? response : null;
+    } catch {
+      return null;
+    }
   }
 
   // -- sending ----------------------------------------------------------------------------
