@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.fernet import Fernet
 
 from aio_sessions import (
+    CLOSE_SESSION_FORBIDDEN,
     CLOSE_SESSION_REVOKED,
     EncryptedCookieStore,
     MemoryStore,
@@ -32,7 +33,7 @@ NewUser = Callable[[], Awaitable[ChatUser]]
 
 @pytest.fixture
 async def server(aiohttp_server: Any) -> TestServer:
-    started: TestServer = await aiohttp_server(make_app())
+    started: TestServer = await aiohttp_server(make_app(admins=["root"]))
     return started
 
 
@@ -465,6 +466,93 @@ async def test_only_a_logged_in_session_has_a_theme(new_user: NewUser) -> None:
     assert resp.status == 401
 
 
+# -- roles: an admin removes a user, whose sockets close with 4003 --------------------------
+
+
+async def test_the_admin_names_log_in_as_admins(new_user: NewUser, server: TestServer) -> None:
+    root, alice = await logged_in(new_user, "root"), await logged_in(new_user, "alice")
+    manager = get_manager(server.app)
+    assert (await manager.get(session_id(root)) or {})["role"] == "admin"
+    assert (await manager.get(session_id(alice)) or {})["role"] == "member"
+    assert 'data-role="admin"' in await root.page()
+    assert '<span class="badge" >admin</span>' in await root.page()
+    assert 'data-role="member"' in await alice.page()
+    assert '<span class="badge" hidden>admin</span>' in await alice.page()
+
+
+async def test_an_admin_removing_a_user_closes_every_socket_of_theirs_with_4003(
+    new_user: NewUser, server: TestServer
+) -> None:
+    root = await logged_in(new_user, "root")
+    alice = await logged_in(new_user, "alice")
+    bob = await logged_in(new_user, "bob")
+    bob_elsewhere = await logged_in(new_user, "bob")  # another browser: another session
+    bob_tabs = [await bob.join(), await bob.join(), await bob_elsewhere.join()]
+    ws_alice = await alice.join()
+    await presence_becomes(ws_alice, ["alice", "bob"])
+
+    started = time.monotonic()
+    async with root.http.post(
+        root.url("/remove"), data={"username": "bob", "csrf": csrf_of(await root.page())}
+    ) as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"user": "bob", "sessions": 2}
+    for ws in bob_tabs:
+        assert await closed_with(ws) == CLOSE_SESSION_FORBIDDEN
+    assert time.monotonic() - started < 1.0
+    await presence_becomes(ws_alice, ["alice"])
+    assert not ws_alice.closed
+
+    # Bob is still logged in, but the room is closed to him: the guard answers 403.
+    for user in (bob, bob_elsewhere):
+        assert 'data-role="banned"' in await user.page()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await user.connect()
+        assert refused.value.status == 403
+    # Anything else he saves keeps him out (the check runs again; it still says no).
+    resp = await bob.post("/theme", theme="dark", csrf=csrf_of(await bob.page()))
+    assert resp.status == 303
+    assert (await get_manager(server.app).get(session_id(bob)) or {})["role"] == "banned"
+
+
+@pytest.mark.parametrize(
+    ("who", "name", "token", "status"),
+    [
+        (None, "bob", "valid", 401),  # a visitor
+        ("alice", "bob", "valid", 403),  # a member
+        ("root", "bob", "wrong", 403),
+        ("root", "bob", None, 403),
+        ("root", "b o b", "valid", 400),
+        ("root", None, "valid", 400),
+        ("root", "root", "valid", 400),  # not oneself
+    ],
+)
+async def test_only_an_admin_removes_a_user(
+    new_user: NewUser, who: str | None, name: str | None, token: str | None, status: int
+) -> None:
+    bob = await logged_in(new_user, "bob")
+    ws_bob = await bob.join()
+    user = await new_user() if who is None else await logged_in(new_user, who)
+    form = {} if name is None else {"username": name}
+    if token is not None:
+        form["csrf"] = csrf_of(await user.page()) if token == "valid" else token
+    resp = await user.post("/remove", **form)
+    assert resp.status == status
+    await ws_bob.send_json({"type": "message", "text": "still here"})
+    assert (await next_frame(ws_bob, "message"))["text"] == "still here"
+    assert not ws_bob.closed
+
+
+async def test_removing_a_user_needs_server_side_sessions(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(
+        make_app(EncryptedCookieStore(Fernet.generate_key()), admins=["root"])
+    )
+    root = ChatUser(client.session, client.make_url("/"))
+    await root.login("root")
+    resp = await root.post("/remove", username="bob", csrf=csrf_of(await root.page()))
+    assert resp.status == 409
+
+
 # -- logout closes sockets; guarded handshakes ----------------------------------------------
 
 
@@ -591,6 +679,21 @@ def test_defaults_are_memory_on_localhost() -> None:
     assert isinstance(make_broker(args), MemoryBroker)
     assert url_of("127.0.0.1", 8080) == "http://127.0.0.1:8080/"
     assert url_of("::1", 80) == "http://[::1]:80/"
+
+
+def test_admins_are_user_names_as_the_login_keeps_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert parse_args([]).admins == []
+    assert parse_args(["--admin", "root", "--admin", " Jose\u0301"]).admins == ["root", "José"]
+    with pytest.raises(SystemExit):
+        parse_args(["--admin", "a b"])
+    assert (
+        "argument --admin: 'a b' is not a user name: "
+        "A name may only contain letters, digits, _ and -." in capsys.readouterr().err
+    )
+    with pytest.raises(ValueError, match="not a user name"):
+        make_app(admins=["a b"])
 
 
 def test_redis_url_implies_the_redis_store() -> None:

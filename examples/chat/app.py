@@ -4,13 +4,17 @@ What each handler shows of aio_sessions:
 
 - ``index``: ``get_session`` on a plain request; the CSRF token lives in the session.
 - ``login``: ``session.regenerate()`` against session fixation; writing ``username`` (the
-  ``user_key``) indexes the session under its user.
+  ``user_key``) indexes the session under its user, and ``role`` says what it may do.
 - ``logout``: ``session.invalidate()`` plus ``get_manager(app).logout_user(name)``, which
   closes the user's sockets in every tab and process (close code 4001).
 - ``set_theme``: an ordinary HTTP save of the session (``theme``), which every socket of
   that session sees live.
-- ``chat_socket``: ``@require_session("username")`` refuses anonymous (401) and cross-site
-  (403) handshakes before the upgrade; ``get_ws_session(ws)`` gives the user name, which is
+- ``remove_user``: an admin (``require_session(..., check=is_admin)``) sets ``role`` to
+  ``banned`` in every session of a user with ``manager.update``; the guard of that user's
+  sockets turns false and they close with 4003, in every process.
+- ``chat_socket``: ``@require_session("username", check=may_chat)`` refuses anonymous (401),
+  banned and cross-site (403) handshakes before the upgrade, and closes the socket (4003)
+  when its session is banned later; ``get_ws_session(ws)`` gives the user name, which is
   never taken from the client. ``session_changes(ws, read=False)``, in a task beside the
   handler's own reading, relays the theme to the page whenever the session is saved
   anywhere.
@@ -24,6 +28,7 @@ import html
 import json
 import secrets
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 from string import Template
 from typing import Any, Final
@@ -55,6 +60,12 @@ USERNAME: Final = "username"
 CSRF: Final = "csrf"
 THEME: Final = "theme"
 THEMES: Final = ("light", "dark")
+#: What a session may do: written at login (``admin`` for the ``--admin`` names, else
+#: ``member``), set to ``banned`` by an admin. A session without one counts as a member.
+ROLE: Final = "role"
+ADMIN: Final = "admin"
+MEMBER: Final = "member"
+BANNED: Final = "banned"
 
 #: A name is 1 to 32 characters (code points, after NFC): letters of any script, each
 #: with up to 4 combining marks (accents, vowel signs), decimal digits, ``_`` and ``-``.
@@ -101,6 +112,8 @@ MAX_FRAME_BYTES = 64 * 1024
 
 BROKER: Final = web.AppKey("chat.broker", Broker)
 ROOM: Final = web.AppKey("chat.room", Room)
+#: The names that are admins when they log in (``--admin NAME``).
+ADMINS: Final = web.AppKey("chat.admins", frozenset[str])
 
 # Pages only load files from this origin and only open sockets to it.
 _HTML_HEADERS = {
@@ -187,6 +200,20 @@ def theme_frame(session: Session) -> Frame:
     return {"type": "theme", "theme": theme_of(session)}
 
 
+def role_of(session: Session) -> str:
+    role = session.get(ROLE, MEMBER)
+    return role if role in (ADMIN, MEMBER, BANNED) else MEMBER
+
+
+def may_chat(session: Session) -> bool:
+    """The chat socket's check: re-evaluated by aio_sessions whenever the session is saved."""
+    return role_of(session) != BANNED
+
+
+def is_admin(session: Session) -> bool:
+    return role_of(session) == ADMIN
+
+
 async def index(request: web.Request) -> web.Response:
     """The chat when logged in, else the login form."""
     session = await get_session(request)
@@ -195,9 +222,12 @@ async def index(request: web.Request) -> web.Response:
         return login_page(session)
     theme = theme_of(session)
     other = "dark" if theme == "light" else "light"
+    role = role_of(session)
     return page(
         CHAT_PAGE,
         username=username,
+        role=role,
+        admin_hidden="" if role == ADMIN else "hidden",
         csrf=csrf_token(session),
         max_text=str(MAX_TEXT),
         theme=theme,
@@ -251,6 +281,7 @@ async def login(request: web.Request) -> web.Response:
         return login_page(session, error=problem, username=typed)
     session.regenerate()  # a new id for the new privilege: defeats session fixation
     session[USERNAME] = username  # the user_key: indexes the session under this user
+    session[ROLE] = ADMIN if username in request.app[ADMINS] else MEMBER
     session[CSRF] = secrets.token_urlsafe(32)
     raise web.HTTPSeeOther("/")
 
@@ -277,6 +308,30 @@ async def set_theme(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"A theme is one of: {', '.join(THEMES)}.")
     session[THEME] = theme
     raise web.HTTPSeeOther("/")  # a form sent without the script: the page, redrawn
+
+
+@require_session(USERNAME, check=is_admin)  # 401 logged out, 403 not an admin
+async def remove_user(request: web.Request) -> web.Response:
+    """Ban a user from the room: every session of theirs gets ``role: banned``.
+
+    ``manager.update`` saves each session as an HTTP request would, so each socket opened
+    with it re-checks its guard (``may_chat``) and is closed with 4003, in every process.
+    The sessions live on: the user stays logged in, without access to the room.
+    """
+    session = await get_session(request)
+    form = await checked_form(request, session)
+    target = clean_username(form.get(USERNAME, ""))
+    if username_problem(target) is not None:
+        raise web.HTTPBadRequest(text="No such user name.")
+    if target == session[USERNAME]:
+        raise web.HTTPBadRequest(text="You cannot remove yourself.")
+    manager = get_manager(request)
+    if manager.store.stateless:  # nothing on the server to change: the sessions are cookies
+        raise web.HTTPConflict(text="Removing a user needs a server-side session store.")
+    session_ids = await manager.user_session_ids(target)
+    for session_id in session_ids:
+        await manager.update(session_id, {ROLE: BANNED})
+    return web.json_response({"user": target, "sessions": len(session_ids)})
 
 
 # -- the WebSocket -------------------------------------------------------------------------
@@ -334,7 +389,7 @@ async def relay_changes(
             connection.send(theme_frame(session))
 
 
-@require_session(USERNAME)
+@require_session(USERNAME, check=may_chat)  # 401 logged out, 403 banned, then 4003
 async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     """History and theme first, then live messages, presence and theme changes, until either
     side closes."""
@@ -376,13 +431,23 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
 
 
 def make_app(
-    store: Store | None = None, broker: Broker | None = None, **session_options: Any
+    store: Store | None = None,
+    broker: Broker | None = None,
+    *,
+    admins: Iterable[str] = (),
+    **session_options: Any,
 ) -> web.Application:
     """The chat app on ``store`` (memory by default) with ``broker`` (in-process by default).
 
+    Whoever logs in under one of the ``admins`` names may remove users from the room.
     ``session_options`` go to ``aio_sessions.setup`` (timeouts, cookie settings).
     """
+    admin_names = frozenset(clean_username(name) for name in admins)
+    for name in admin_names:
+        if username_problem(name) is not None:
+            raise ValueError(f"{name!r} is not a user name: {username_problem(name)}")
     app = web.Application()
+    app[ADMINS] = admin_names
     setup(app, store if store is not None else MemoryStore(), user_key=USERNAME, **session_options)
     chat_broker = broker if broker is not None else MemoryBroker()
     room = Room()
@@ -408,6 +473,7 @@ def make_app(
             web.post("/login", login),
             web.post("/logout", logout),
             web.post("/theme", set_theme),
+            web.post("/remove", remove_user),
             web.get("/ws", chat_socket),
             web.static("/static", STATIC),
         ]

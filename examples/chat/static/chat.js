@@ -68,6 +68,7 @@
   if (!root) return; // the login page
 
   const me = root.dataset.username;
+  const role = root.dataset.role; // "admin", "member" or "banned" (see app.py: ROLE)
   const MAX_TEXT = Number(root.dataset.maxText); // characters (code points) per message
   const $ = (id) => document.getElementById(id);
   const messages = $("messages");
@@ -81,6 +82,7 @@
   const notice = $("notice");
   const errorLine = $("error");
   const counter = $("counter");
+  const info = $("info");
   const themeForm = $("theme");
   const themeButton = themeForm.querySelector("button");
   const csrf = themeForm.elements.csrf.value; // the session's token, as every form sends it
@@ -99,11 +101,11 @@
       },
     ],
     [
-      4003, // CLOSE_SESSION_FORBIDDEN
+      4003, // CLOSE_SESSION_FORBIDDEN: the socket's guard (app.py: may_chat) turned false
       {
         ended: false,
         title: "Session forbidden:",
-        detail: "you no longer have access to this room (your rights changed, for example).",
+        detail: "you no longer have access to this room: an admin removed you.",
         link: "Back to the start",
       },
     ],
@@ -260,11 +262,40 @@
         dot.style.setProperty("--hue", hue(name));
         item.append(dot, element("span", "name", name));
         if (name === me) item.append(element("span", "you", "you"));
+        else if (role === "admin") item.append(removeButton(name));
         return item;
       }),
     );
     onlineCount.textContent = String(names.length);
   }
+
+  // An admin's button: the server bans every session of the user, and their sockets close
+  // with 4003 wherever they are; the presence list then drops them.
+  function removeButton(name) {
+    const button = element("button", "remove secondary", "Remove");
+    button.type = "button";
+    button.setAttribute("aria-label", `Remove ${name} from the room`);
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const response = await post("/remove", { username: name });
+      if (response) {
+        showInfo(`${name} was removed from the room.`);
+      } else {
+        button.disabled = false;
+        showError(`${name} was not removed: reload the page and try again.`);
+      }
+    });
+    return button;
+  }
+
+  // A notice that stays until dismissed (the server's, or the answer to an admin's action).
+  function showInfo(text) {
+    $("info-text").textContent = text;
+    info.hidden = false;
+  }
+  $("info-close").addEventListener("click", () => {
+    info.hidden = true;
+  });
 
   // The session may no longer use the chat (see SESSION_CLOSES): say why, do not reconnect.
   function endChat({ ended, title, detail, link: linkText }) {
@@ -414,5 +445,7 @@
     messages.scrollTop = messages.scrollHeight;
   }
 
-  connect();
+  // Banned before this page loaded: no socket to try, the guard would refuse it (403).
+  if (role === "banned") endChat(SESSION_CLOSES.get(4003));
+  else connect();
 })();
