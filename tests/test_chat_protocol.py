@@ -23,7 +23,7 @@ from aio_sessions import (
     get_manager,
 )
 from examples.chat.__main__ import make_broker, make_store, parse_args, url_of
-from examples.chat.app import ROOM, make_app
+from examples.chat.app import LOGIN_NOTICE, ROOM, make_app
 from examples.chat.broker import MemoryBroker
 
 from ._chat import ChatUser, closed_with, csrf_of, next_frame, presence_becomes, receive_frame
@@ -464,6 +464,29 @@ async def test_only_a_logged_in_session_has_a_theme(new_user: NewUser) -> None:
     visitor = await new_user()
     resp = await visitor.post("/theme", theme="dark", csrf=csrf_of(await visitor.page()))
     assert resp.status == 401
+
+
+# -- a notice pushed to every tab of a user -------------------------------------------------
+
+
+async def test_a_login_under_your_name_is_told_to_every_tab_of_yours(new_user: NewUser) -> None:
+    alice = await logged_in(new_user, "alice")
+    alice_elsewhere = await logged_in(new_user, "alice")  # another browser
+    bob = await logged_in(new_user, "bob")
+    alice_tabs = [await alice.join(), await alice.join(), await alice_elsewhere.join()]
+    ws_bob = await bob.join()
+
+    started = time.monotonic()
+    await logged_in(new_user, "alice")  # a third browser
+    for ws in alice_tabs:
+        notice = await next_frame(ws, "notice", timeout=1.0)
+        assert notice == {"type": "notice", "text": LOGIN_NOTICE["text"]}
+        assert "another browser" in notice["text"]
+    assert time.monotonic() - started < 1.0
+    # Nobody else hears of it.
+    await logged_in(new_user, "carol")
+    await ws_bob.send_json({"type": "message", "text": "anything?"})
+    assert "notice" not in await frame_types_until_message(ws_bob)
 
 
 # -- roles: an admin removes a user, whose sockets close with 4003 --------------------------

@@ -5,6 +5,8 @@ What each handler shows of aio_sessions:
 - ``index``: ``get_session`` on a plain request; the CSRF token lives in the session.
 - ``login``: ``session.regenerate()`` against session fixation; writing ``username`` (the
   ``user_key``) indexes the session under its user, and ``role`` says what it may do.
+  ``get_manager(app).sockets.send_to_user`` tells the user's open tabs, in every browser
+  and process, that their name was just used to log in.
 - ``logout``: ``session.invalidate()`` plus ``get_manager(app).logout_user(name)``, which
   closes the user's sockets in every tab and process (close code 4001).
 - ``set_theme``: an ordinary HTTP save of the session (``theme``), which every socket of
@@ -270,6 +272,15 @@ def username_problem(name: str) -> str | None:
     return None
 
 
+#: Pushed to a user's open tabs when someone logs in under their name. This chat has no
+#: passwords: anyone may type any name, which is exactly what the user should hear about.
+LOGIN_NOTICE: Final[Frame] = {
+    "type": "notice",
+    "text": "Your name was just used to log in from another browser. Not you? "
+    "Log out: it ends every session under your name.",
+}
+
+
 async def login(request: web.Request) -> web.Response:
     """Check the name, then start the logged-in session under a new id."""
     session = await get_session(request)
@@ -283,6 +294,9 @@ async def login(request: web.Request) -> web.Response:
     session[USERNAME] = username  # the user_key: indexes the session under this user
     session[ROLE] = ADMIN if username in request.app[ADMINS] else MEMBER
     session[CSRF] = secrets.token_urlsafe(32)
+    # Every socket of this user, whatever its browser or process (this new session has
+    # none yet). At most once: a tab offline right now never hears of it.
+    await get_manager(request).sockets.send_to_user(username, LOGIN_NOTICE)
     raise web.HTTPSeeOther("/")
 
 

@@ -219,6 +219,9 @@
       case "theme": // on connection, and whenever the session's theme is saved anywhere
         applyTheme(frame.theme);
         break;
+      case "notice": // pushed to every tab of this user (send_to_user), e.g. a new login
+        showInfo(frame.text);
+        break;
     }
   }
 
