@@ -342,10 +342,10 @@ async def remove_user(request: web.Request) -> web.Response:
     manager = get_manager(request)
     if manager.store.stateless:  # nothing on the server to change: the sessions are cookies
         raise web.HTTPConflict(text="Removing a user needs a server-side session store.")
-    session_ids = await manager.user_session_ids(target)
-    for session_id in session_ids:
-        await manager.update(session_id, {ROLE: BANNED})
-    return web.json_response({"user": target, "sessions": len(session_ids)})
+    banned = 0
+    for session_id in await manager.user_session_ids(target):
+        banned += await manager.update(session_id, {ROLE: BANNED})  # False: ended meanwhile
+    return web.json_response({"user": target, "sessions": banned})
 
 
 # -- the WebSocket -------------------------------------------------------------------------
