@@ -255,7 +255,7 @@ async def test_unicode_names_long_pastes_an_empty_history_and_close_codes(
         await page.reload()
         await expect(page.locator("#status")).to_have_attribute("data-state", "open")
         sockets = problems.sockets[page]
-        await room.close_all(code=4003)  # CLOSE_SESSION_FORBIDDEN, coming in aio_sessions
+        await room.close_all(code=4003)  # CLOSE_SESSION_FORBIDDEN
         notice = page.locator("#notice")
         await expect(notice).to_contain_text("Session forbidden: you no longer have access")
         await expect(notice.get_by_role("link", name="Back to the start")).to_be_visible()
