@@ -255,7 +255,7 @@ async def test_unicode_names_long_pastes_an_empty_history_and_close_codes(
         await page.reload()
         await expect(page.locator("#status")).to_have_attribute("data-state", "open")
         sockets = problems.sockets[page]
-        await room.close_all(code=4003)  # CLOSE_SESSION_FORBIDDEN, coming in aio_sessions
+        await room.close_all(code=4003)  # CLOSE_SESSION_FORBIDDEN
         notice = page.locator("#notice")
         await expect(notice).to_contain_text("Session forbidden: you no longer have access")
         await expect(notice.get_by_role("link", name="Back to the start")).to_be_visible()
@@ -263,6 +263,59 @@ async def test_unicode_names_long_pastes_an_empty_history_and_close_codes(
         await expect(page.locator("#logout")).to_be_visible()  # the session itself lives
         await asyncio.sleep(0.75)  # longer than the first reconnection delay (0.5 s at most)
         assert problems.sockets[page] == sockets
+        assert problems.seen == []
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_live_theme_a_login_notice_and_a_removal_as_the_person_sees_them(
+    browser: Browser,
+) -> None:
+    problems = Problems()
+    runner, port = await serve(make_app(admins=["root"]))
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        alice_context = await browser.new_context()
+        first = await log_in(alice_context, url, "alice", problems)
+        second = problems.watch(await alice_context.new_page())  # a second tab, one session
+        await second.goto(url)
+        await expect(second.locator("#status")).to_have_attribute("data-state", "open")
+        await expect(second.locator("html")).to_have_attribute("data-theme", "light")
+
+        # A theme picked in one tab: both switch, without a reload or a reconnection.
+        await first.click("#theme button")
+        for page in (first, second):
+            await expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+            await expect(page.locator("#theme button")).to_have_text("Light theme")
+        background = "getComputedStyle(document.documentElement).backgroundColor"
+        assert await second.evaluate(background) == "rgb(18, 20, 27)"
+        assert problems.sockets == {first: 1, second: 1}
+
+        # A login under her name elsewhere: both her tabs say so.
+        await log_in(await browser.new_context(), url, "alice", problems)
+        for page in (first, second):
+            await expect(page.locator("#info")).to_contain_text(
+                "Your name was just used to log in from another browser."
+            )
+        await second.click("#info-close")
+        await expect(second.locator("#info")).to_be_hidden()
+
+        # The admin removes her: every tab of hers explains it, and stays logged in.
+        root = await log_in(await browser.new_context(), url, "root", problems)
+        await expect(root.locator(".me .badge")).to_have_text("admin")
+        await root.get_by_role("button", name="Remove alice from the room").click()
+        await expect(root.locator("#info")).to_have_text("alice was removed from the room. Dismiss")
+        await expect(root.locator("#users .name")).to_have_text(["root"])
+        for page in (first, second):
+            await expect(page.locator("#notice")).to_contain_text(
+                "Session forbidden: you no longer have access to this room: an admin removed you."
+            )
+            await expect(page.locator("#status")).to_have_text("No access")
+            await expect(page.locator("#logout")).to_be_visible()
+        # Reloaded, the page says so at once: no socket for the guard to refuse.
+        await second.reload()
+        await expect(second.locator("#notice")).to_contain_text("an admin removed you")
+        assert problems.sockets[second] == 1
         assert problems.seen == []
     finally:
         await runner.cleanup()

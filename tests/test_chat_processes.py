@@ -17,9 +17,9 @@ import pytest
 from redis.asyncio import Redis
 from yarl import URL
 
-from aio_sessions import CLOSE_SESSION_REVOKED
+from aio_sessions import CLOSE_SESSION_FORBIDDEN, CLOSE_SESSION_REVOKED
 
-from ._chat import ChatUser, closed_with, next_frame, presence_becomes
+from ._chat import ChatUser, closed_with, csrf_of, next_frame, presence_becomes
 from ._services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +86,7 @@ class ChatProcess:
 def processes(redis_url: str) -> Iterator[list[ChatProcess]]:
     started: list[ChatProcess] = []
     try:
-        started.extend(ChatProcess("--redis", redis_url) for _ in range(2))
+        started.extend(ChatProcess("--redis", redis_url, "--admin", "root") for _ in range(2))
         yield started
     finally:
         for process in started:
@@ -106,7 +106,7 @@ async def fresh_chat(redis_url: str) -> None:
 async def browsers() -> AsyncIterator[list[aiohttp.ClientSession]]:
     # unsafe: keep cookies of an IP-address host. Cookies ignore ports, so one jar sends
     # alice's session cookie to both processes, as a browser would.
-    sessions = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in "ab"]
+    sessions = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in "abcd"]
     yield sessions
     for session in sessions:
         await session.close()
@@ -161,6 +161,57 @@ async def test_users_on_two_processes_chat_and_logout_reaches_both(
             await user.close()
     for process in processes:  # a prompt, clean exit on SIGTERM
         assert process.stop() == 0, process.printed()
+
+
+async def test_a_theme_a_removal_and_a_login_notice_reach_the_other_process(
+    fresh_chat: None, processes: list[ChatProcess], browsers: list[aiohttp.ClientSession]
+) -> None:
+    """session_changes, the require_session check and send_to_user, over the store's Redis
+    channel: each is triggered through process A and seen by a socket held by process B."""
+    a, b = processes
+    await asyncio.gather(a.wait_ready(), b.wait_ready())
+    assert "Admins: root" in a.printed()
+    alice, alice_on_b = ChatUser(browsers[0], a.url), ChatUser(browsers[0], b.url)
+    bob_on_b = ChatUser(browsers[1], b.url)
+    alice_elsewhere = ChatUser(browsers[2], a.url)  # another browser
+    root = ChatUser(browsers[3], a.url)
+    users = (alice, alice_on_b, bob_on_b, alice_elsewhere, root)
+    try:
+        await alice.login("alice")
+        await bob_on_b.login("bob")
+        await root.login("root")
+        ws_bob = await bob_on_b.join()
+        ws_alice = await alice_on_b.join()
+        assert (await next_frame(ws_alice, "theme"))["theme"] == "light"
+        await presence_becomes(ws_alice, ["alice", "bob"])
+
+        # A theme saved through A reaches alice's tab on B.
+        started = time.monotonic()
+        resp = await alice.post("/theme", theme="dark", csrf=csrf_of(await alice.page()))
+        assert resp.status == 303
+        assert await next_frame(ws_alice, "theme", timeout=1.0) == {
+            "type": "theme",
+            "theme": "dark",
+        }
+        assert time.monotonic() - started < 1.0
+
+        # A login under her name through A is told to her tab on B.
+        await alice_elsewhere.login("alice")
+        assert "another browser" in (await next_frame(ws_alice, "notice", timeout=1.0))["text"]
+
+        # An admin on A removes bob: his socket on B closes with 4003.
+        started = time.monotonic()
+        async with root.http.post(
+            root.url("/remove"), data={"username": "bob", "csrf": csrf_of(await root.page())}
+        ) as removed:
+            assert removed.status == 200
+        assert await closed_with(ws_bob) == CLOSE_SESSION_FORBIDDEN
+        assert time.monotonic() - started < 1.0
+        await presence_becomes(ws_alice, ["alice"])
+        assert not ws_alice.closed
+    finally:
+        for user in users:
+            await user.close()
 
 
 # -- the command line: where it runs from, what it says when it cannot start ------------------

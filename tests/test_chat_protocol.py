@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.fernet import Fernet
 
 from aio_sessions import (
+    CLOSE_SESSION_FORBIDDEN,
     CLOSE_SESSION_REVOKED,
     EncryptedCookieStore,
     MemoryStore,
@@ -22,7 +23,7 @@ from aio_sessions import (
     get_manager,
 )
 from examples.chat.__main__ import make_broker, make_store, parse_args, url_of
-from examples.chat.app import ROOM, make_app
+from examples.chat.app import LOGIN_NOTICE, ROOM, make_app
 from examples.chat.broker import MemoryBroker
 
 from ._chat import ChatUser, closed_with, csrf_of, next_frame, presence_becomes, receive_frame
@@ -32,7 +33,7 @@ NewUser = Callable[[], Awaitable[ChatUser]]
 
 @pytest.fixture
 async def server(aiohttp_server: Any) -> TestServer:
-    started: TestServer = await aiohttp_server(make_app())
+    started: TestServer = await aiohttp_server(make_app(admins=["root"]))
     return started
 
 
@@ -187,7 +188,7 @@ async def test_missing_username_field_is_a_bad_name(new_user: NewUser) -> None:
     assert resp.status == 400
 
 
-@pytest.mark.parametrize("path", ["/login", "/logout"])
+@pytest.mark.parametrize("path", ["/login", "/logout", "/theme"])
 @pytest.mark.parametrize("token", [None, "", "wrong", "é", "other session"])
 async def test_forms_need_the_sessions_csrf_token(
     new_user: NewUser, path: str, token: str | None
@@ -238,10 +239,11 @@ async def test_two_users_chat(new_user: NewUser) -> None:
         assert (message["user"], message["text"]) == ("bob", "hello alice")
 
 
-async def test_first_frames_are_history_then_presence(new_user: NewUser) -> None:
+async def test_first_frames_are_history_theme_then_presence(new_user: NewUser) -> None:
     alice = await logged_in(new_user, "alice")
     ws = await alice.connect()
     assert await receive_frame(ws) == {"type": "history", "messages": []}
+    assert await receive_frame(ws) == {"type": "theme", "theme": "light"}
     assert await receive_frame(ws) == {"type": "presence", "users": ["alice"]}
 
 
@@ -408,6 +410,172 @@ async def test_user_name_comes_from_the_session(new_user: NewUser) -> None:
     assert message["text"] == "I am bob"
 
 
+# -- the theme: saved over HTTP, seen live by every socket of the session -------------------
+
+
+async def frame_types_until_message(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
+    """The types of the frames before the next message (which the caller has sent)."""
+    types = []
+    while (frame := await receive_frame(ws))["type"] != "message":
+        types.append(frame["type"])
+    return types
+
+
+async def test_a_theme_saved_in_one_tab_reaches_the_sessions_other_tabs_live(
+    new_user: NewUser,
+) -> None:
+    alice = await logged_in(new_user, "alice")
+    bob = await logged_in(new_user, "bob")
+    tabs = [await alice.join(), await alice.join()]  # two tabs: one browser, one session
+    ws_bob = await bob.join()
+    for ws in (*tabs, ws_bob):
+        assert await next_frame(ws, "theme") == {"type": "theme", "theme": "light"}
+
+    started = time.monotonic()
+    resp = await alice.post("/theme", theme="dark", csrf=csrf_of(await alice.page()))
+    assert resp.status == 303  # a plain form post gets the page back
+    for ws in tabs:
+        assert await next_frame(ws, "theme", timeout=1.0) == {"type": "theme", "theme": "dark"}
+    assert time.monotonic() - started < 1.0
+
+    page = await alice.page()
+    assert '<html lang="en" data-theme="dark">' in page
+    assert 'name="theme" value="light">Light theme</button>' in page
+    later = await alice.connect()  # a tab opened (or reconnected) later gets it first thing
+    assert (await next_frame(later, "theme"))["theme"] == "dark"
+    # Bob's session did not change: his socket heard nothing of it.
+    await ws_bob.send_json({"type": "message", "text": "still light?"})
+    assert "theme" not in await frame_types_until_message(ws_bob)
+    assert '<html lang="en" data-theme="light">' in await bob.page()
+
+
+@pytest.mark.parametrize("theme", [None, "", "blue", "Dark", "dark "])
+async def test_a_theme_is_light_or_dark(new_user: NewUser, theme: str | None) -> None:
+    alice = await logged_in(new_user, "alice")
+    form = {"csrf": csrf_of(await alice.page())}
+    if theme is not None:
+        form["theme"] = theme
+    resp = await alice.post("/theme", **form)
+    assert resp.status == 400
+    assert 'data-theme="light"' in await alice.page()
+
+
+async def test_only_a_logged_in_session_has_a_theme(new_user: NewUser) -> None:
+    visitor = await new_user()
+    resp = await visitor.post("/theme", theme="dark", csrf=csrf_of(await visitor.page()))
+    assert resp.status == 401
+
+
+# -- a notice pushed to every tab of a user -------------------------------------------------
+
+
+async def test_a_login_under_your_name_is_told_to_every_tab_of_yours(new_user: NewUser) -> None:
+    alice = await logged_in(new_user, "alice")
+    alice_elsewhere = await logged_in(new_user, "alice")  # another browser
+    bob = await logged_in(new_user, "bob")
+    alice_tabs = [await alice.join(), await alice.join(), await alice_elsewhere.join()]
+    ws_bob = await bob.join()
+
+    started = time.monotonic()
+    await logged_in(new_user, "alice")  # a third browser
+    for ws in alice_tabs:
+        notice = await next_frame(ws, "notice", timeout=1.0)
+        assert notice == {"type": "notice", "text": LOGIN_NOTICE["text"]}
+        assert "another browser" in notice["text"]
+    assert time.monotonic() - started < 1.0
+    # Nobody else hears of it.
+    await logged_in(new_user, "carol")
+    await ws_bob.send_json({"type": "message", "text": "anything?"})
+    assert "notice" not in await frame_types_until_message(ws_bob)
+
+
+# -- roles: an admin removes a user, whose sockets close with 4003 --------------------------
+
+
+async def test_the_admin_names_log_in_as_admins(new_user: NewUser, server: TestServer) -> None:
+    root, alice = await logged_in(new_user, "root"), await logged_in(new_user, "alice")
+    manager = get_manager(server.app)
+    assert (await manager.get(session_id(root)) or {})["role"] == "admin"
+    assert (await manager.get(session_id(alice)) or {})["role"] == "member"
+    assert 'data-role="admin"' in await root.page()
+    assert '<span class="badge" >admin</span>' in await root.page()
+    assert 'data-role="member"' in await alice.page()
+    assert '<span class="badge" hidden>admin</span>' in await alice.page()
+
+
+async def test_an_admin_removing_a_user_closes_every_socket_of_theirs_with_4003(
+    new_user: NewUser, server: TestServer
+) -> None:
+    root = await logged_in(new_user, "root")
+    alice = await logged_in(new_user, "alice")
+    bob = await logged_in(new_user, "bob")
+    bob_elsewhere = await logged_in(new_user, "bob")  # another browser: another session
+    bob_tabs = [await bob.join(), await bob.join(), await bob_elsewhere.join()]
+    ws_alice = await alice.join()
+    await presence_becomes(ws_alice, ["alice", "bob"])
+
+    started = time.monotonic()
+    async with root.http.post(
+        root.url("/remove"), data={"username": "bob", "csrf": csrf_of(await root.page())}
+    ) as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"user": "bob", "sessions": 2}
+    for ws in bob_tabs:
+        assert await closed_with(ws) == CLOSE_SESSION_FORBIDDEN
+    assert time.monotonic() - started < 1.0
+    await presence_becomes(ws_alice, ["alice"])
+    assert not ws_alice.closed
+
+    # Bob is still logged in, but the room is closed to him: the guard answers 403.
+    for user in (bob, bob_elsewhere):
+        assert 'data-role="banned"' in await user.page()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await user.connect()
+        assert refused.value.status == 403
+    # Anything else he saves keeps him out (the check runs again; it still says no).
+    resp = await bob.post("/theme", theme="dark", csrf=csrf_of(await bob.page()))
+    assert resp.status == 303
+    assert (await get_manager(server.app).get(session_id(bob)) or {})["role"] == "banned"
+
+
+@pytest.mark.parametrize(
+    ("who", "name", "token", "status"),
+    [
+        (None, "bob", "valid", 401),  # a visitor
+        ("alice", "bob", "valid", 403),  # a member
+        ("root", "bob", "wrong", 403),
+        ("root", "bob", None, 403),
+        ("root", "b o b", "valid", 400),
+        ("root", None, "valid", 400),
+        ("root", "root", "valid", 400),  # not oneself
+    ],
+)
+async def test_only_an_admin_removes_a_user(
+    new_user: NewUser, who: str | None, name: str | None, token: str | None, status: int
+) -> None:
+    bob = await logged_in(new_user, "bob")
+    ws_bob = await bob.join()
+    user = await new_user() if who is None else await logged_in(new_user, who)
+    form = {} if name is None else {"username": name}
+    if token is not None:
+        form["csrf"] = csrf_of(await user.page()) if token == "valid" else token
+    resp = await user.post("/remove", **form)
+    assert resp.status == status
+    await ws_bob.send_json({"type": "message", "text": "still here"})
+    assert (await next_frame(ws_bob, "message"))["text"] == "still here"
+    assert not ws_bob.closed
+
+
+async def test_removing_a_user_needs_server_side_sessions(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(
+        make_app(EncryptedCookieStore(Fernet.generate_key()), admins=["root"])
+    )
+    root = ChatUser(client.session, client.make_url("/"))
+    await root.login("root")
+    resp = await root.post("/remove", username="bob", csrf=csrf_of(await root.page()))
+    assert resp.status == 409
+
+
 # -- logout closes sockets; guarded handshakes ----------------------------------------------
 
 
@@ -502,6 +670,22 @@ async def test_chat_and_logout_on_other_stores(
     ws_a, ws_b = await alice.join(), await bob.join()
     await ws_a.send_json({"type": "message", "text": "hi"})
     assert (await next_frame(ws_b, "message"))["user"] == "alice"
+
+    # The theme: live in the session's other tabs on SQLite. A cookie session lives in the
+    # browser, where no socket can re-read it: its tabs get no stale frame, and pick the
+    # theme up when they reload or reconnect.
+    assert (await next_frame(ws_a, "theme"))["theme"] == "light"
+    resp = await alice.post("/theme", theme="dark", csrf=csrf_of(await alice.page()))
+    assert resp.status == 303
+    if kind == "sqlite":
+        assert await next_frame(ws_a, "theme", timeout=1.0) == {"type": "theme", "theme": "dark"}
+    else:
+        await ws_a.send_json({"type": "message", "text": "dark?"})
+        assert "theme" not in await frame_types_until_message(ws_a)
+    assert 'data-theme="dark"' in await alice.page()
+    later = await alice.connect()
+    assert (await next_frame(later, "theme"))["theme"] == "dark"
+
     await alice.logout()
     assert await closed_with(ws_a) == CLOSE_SESSION_REVOKED
     await presence_becomes(ws_b, ["bob"])
@@ -518,6 +702,21 @@ def test_defaults_are_memory_on_localhost() -> None:
     assert isinstance(make_broker(args), MemoryBroker)
     assert url_of("127.0.0.1", 8080) == "http://127.0.0.1:8080/"
     assert url_of("::1", 80) == "http://[::1]:80/"
+
+
+def test_admins_are_user_names_as_the_login_keeps_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert parse_args([]).admins == []
+    assert parse_args(["--admin", "root", "--admin", " Jose\u0301"]).admins == ["root", "José"]
+    with pytest.raises(SystemExit):
+        parse_args(["--admin", "a b"])
+    assert (
+        "argument --admin: 'a b' is not a user name: "
+        "A name may only contain letters, digits, _ and -." in capsys.readouterr().err
+    )
+    with pytest.raises(ValueError, match="not a user name"):
+        make_app(admins=["a b"])
 
 
 def test_redis_url_implies_the_redis_store() -> None:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from aio_sessions import EncryptedCookieStore, MemoryStore, SQLiteStore, Store
 
-from .app import make_app
+from .app import clean_username, make_app, username_problem
 from .broker import Broker, BrokerError, MemoryBroker, RedisBroker
 
 STORES = ("memory", "sqlite", "redis", "cookie")
@@ -31,6 +31,15 @@ def port_number(text: str) -> int:
     return port
 
 
+def admin_name(text: str) -> str:
+    """``--admin``: a user name, as the login form would keep it."""
+    name = clean_username(text)
+    problem = username_problem(name)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a user name: {problem}")
+    return name
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m examples.chat",
@@ -44,6 +53,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="URL",
         help="Redis URL, e.g. redis://127.0.0.1:6379/0: sessions, messages and presence "
         "shared by every process started with it (implies --store redis)",
+    )
+    parser.add_argument(
+        "--admin",
+        metavar="NAME",
+        type=admin_name,
+        action="append",
+        default=[],
+        dest="admins",
+        help="whoever logs in as NAME may remove users from the room (repeat for several)",
     )
     parser.add_argument(
         "--sqlite-path",
@@ -122,13 +140,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app = make_app(make_store(args), make_broker(args))
+        app = make_app(make_store(args), make_broker(args), admins=args.admins)
     except ImportError as exc:  # --redis without the redis package
         sys.exit(f"error: {exc}")
     url = url_of(args.host, args.port)
 
     def announce(*_: object) -> None:  # called once the port is open
         print(f"Chat ({args.store} store) running on {url}  (Ctrl+C to stop)", flush=True)
+        if args.admins:
+            print(f"Admins: {', '.join(args.admins)}", flush=True)
 
     try:
         web.run_app(app, host=args.host, port=args.port, print=announce, shutdown_timeout=5)

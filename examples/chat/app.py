@@ -4,21 +4,33 @@ What each handler shows of aio_sessions:
 
 - ``index``: ``get_session`` on a plain request; the CSRF token lives in the session.
 - ``login``: ``session.regenerate()`` against session fixation; writing ``username`` (the
-  ``user_key``) indexes the session under its user.
+  ``user_key``) indexes the session under its user, and ``role`` says what it may do.
+  ``get_manager(app).sockets.send_to_user`` tells the user's open tabs, in every browser
+  and process, that their name was just used to log in.
 - ``logout``: ``session.invalidate()`` plus ``get_manager(app).logout_user(name)``, which
   closes the user's sockets in every tab and process (close code 4001).
-- ``chat_socket``: ``@require_session("username")`` refuses anonymous (401) and cross-site
-  (403) handshakes before the upgrade; ``get_ws_session(ws)`` gives the user name, which is
-  never taken from the client.
+- ``set_theme``: an ordinary HTTP save of the session (``theme``), which every socket of
+  that session sees live.
+- ``remove_user``: an admin (``require_session(..., check=is_admin)``) sets ``role`` to
+  ``banned`` in every session of a user with ``manager.update``; the guard of that user's
+  sockets turns false and they close with 4003, in every process.
+- ``chat_socket``: ``@require_session("username", check=may_chat)`` refuses anonymous (401),
+  banned and cross-site (403) handshakes before the upgrade, and closes the socket (4003)
+  when its session is banned later; ``get_ws_session(ws)`` gives the user name, which is
+  never taken from the client. ``session_changes(ws, read=False)``, in a task beside the
+  handler's own reading, relays the theme to the page whenever the session is saved
+  anywhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import html
 import json
 import secrets
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 from string import Template
 from typing import Any, Final
@@ -33,6 +45,7 @@ from aio_sessions import (
     get_session,
     get_ws_session,
     require_session,
+    session_changes,
     setup,
 )
 
@@ -43,9 +56,18 @@ HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 TEMPLATES = HERE / "templates"
 
-#: The session keys: who is logged in, and the token every form must send back.
+#: The session keys: who is logged in, the token every form must send back, and the
+#: browser's theme (absent: light).
 USERNAME: Final = "username"
 CSRF: Final = "csrf"
+THEME: Final = "theme"
+THEMES: Final = ("light", "dark")
+#: What a session may do: written at login (``admin`` for the ``--admin`` names, else
+#: ``member``), set to ``banned`` by an admin. A session without one counts as a member.
+ROLE: Final = "role"
+ADMIN: Final = "admin"
+MEMBER: Final = "member"
+BANNED: Final = "banned"
 
 #: A name is 1 to 32 characters (code points, after NFC): letters of any script, each
 #: with up to 4 combining marks (accents, vowel signs), decimal digits, ``_`` and ``-``.
@@ -92,6 +114,8 @@ MAX_FRAME_BYTES = 64 * 1024
 
 BROKER: Final = web.AppKey("chat.broker", Broker)
 ROOM: Final = web.AppKey("chat.room", Room)
+#: The names that are admins when they log in (``--admin NAME``).
+ADMINS: Final = web.AppKey("chat.admins", frozenset[str])
 
 # Pages only load files from this origin and only open sockets to it.
 _HTML_HEADERS = {
@@ -168,13 +192,50 @@ async def checked_form(request: web.Request, session: Session) -> dict[str, str]
 # -- HTTP handlers -------------------------------------------------------------------------
 
 
+def theme_of(session: Session) -> str:
+    """The session's theme: ``light`` unless it holds one of ``THEMES``."""
+    theme = session.get(THEME)
+    return theme if theme in THEMES else "light"
+
+
+def theme_frame(session: Session) -> Frame:
+    return {"type": "theme", "theme": theme_of(session)}
+
+
+def role_of(session: Session) -> str:
+    role = session.get(ROLE, MEMBER)
+    return role if role in (ADMIN, MEMBER, BANNED) else MEMBER
+
+
+def may_chat(session: Session) -> bool:
+    """The chat socket's check: re-evaluated by aio_sessions whenever the session is saved."""
+    return role_of(session) != BANNED
+
+
+def is_admin(session: Session) -> bool:
+    return role_of(session) == ADMIN
+
+
 async def index(request: web.Request) -> web.Response:
     """The chat when logged in, else the login form."""
     session = await get_session(request)
     username = session.get(USERNAME)
-    if isinstance(username, str):
-        return page(CHAT_PAGE, username=username, csrf=csrf_token(session), max_text=str(MAX_TEXT))
-    return login_page(session)
+    if not isinstance(username, str):
+        return login_page(session)
+    theme = theme_of(session)
+    other = "dark" if theme == "light" else "light"
+    role = role_of(session)
+    return page(
+        CHAT_PAGE,
+        username=username,
+        role=role,
+        admin_hidden="" if role == ADMIN else "hidden",
+        csrf=csrf_token(session),
+        max_text=str(MAX_TEXT),
+        theme=theme,
+        other_theme=other,
+        other_theme_label=f"{other.capitalize()} theme",
+    )
 
 
 def clean_username(raw: str) -> str:
@@ -211,6 +272,15 @@ def username_problem(name: str) -> str | None:
     return None
 
 
+#: Pushed to a user's open tabs when someone logs in under their name. This chat has no
+#: passwords: anyone may type any name, which is exactly what the user should hear about.
+LOGIN_NOTICE: Final[Frame] = {
+    "type": "notice",
+    "text": "Your name was just used to log in from another browser. Not you? "
+    "Log out: it ends every session under your name.",
+}
+
+
 async def login(request: web.Request) -> web.Response:
     """Check the name, then start the logged-in session under a new id."""
     session = await get_session(request)
@@ -222,7 +292,11 @@ async def login(request: web.Request) -> web.Response:
         return login_page(session, error=problem, username=typed)
     session.regenerate()  # a new id for the new privilege: defeats session fixation
     session[USERNAME] = username  # the user_key: indexes the session under this user
+    session[ROLE] = ADMIN if username in request.app[ADMINS] else MEMBER
     session[CSRF] = secrets.token_urlsafe(32)
+    # Every socket of this user, whatever its browser or process (this new session has
+    # none yet). At most once: a tab offline right now never hears of it.
+    await get_manager(request).sockets.send_to_user(username, LOGIN_NOTICE)
     raise web.HTTPSeeOther("/")
 
 
@@ -235,6 +309,43 @@ async def logout(request: web.Request) -> web.Response:
     if isinstance(username, str):
         await get_manager(request.app).logout_user(username)
     raise web.HTTPSeeOther("/")
+
+
+@require_session(USERNAME)
+async def set_theme(request: web.Request) -> web.Response:
+    """Keep the theme in the session. The save reaches every socket of the session (other
+    tabs of this browser, in any process), whose page then switches without a reload."""
+    session = await get_session(request)
+    form = await checked_form(request, session)
+    theme = form.get(THEME)
+    if theme not in THEMES:
+        raise web.HTTPBadRequest(text=f"A theme is one of: {', '.join(THEMES)}.")
+    session[THEME] = theme
+    raise web.HTTPSeeOther("/")  # a form sent without the script: the page, redrawn
+
+
+@require_session(USERNAME, check=is_admin)  # 401 logged out, 403 not an admin
+async def remove_user(request: web.Request) -> web.Response:
+    """Ban a user from the room: every session of theirs gets ``role: banned``.
+
+    ``manager.update`` saves each session as an HTTP request would, so each socket opened
+    with it re-checks its guard (``may_chat``) and is closed with 4003, in every process.
+    The sessions live on: the user stays logged in, without access to the room.
+    """
+    session = await get_session(request)
+    form = await checked_form(request, session)
+    target = clean_username(form.get(USERNAME, ""))
+    if username_problem(target) is not None:
+        raise web.HTTPBadRequest(text="No such user name.")
+    if target == session[USERNAME]:
+        raise web.HTTPBadRequest(text="You cannot remove yourself.")
+    manager = get_manager(request)
+    if manager.store.stateless:  # nothing on the server to change: the sessions are cookies
+        raise web.HTTPConflict(text="Removing a user needs a server-side session store.")
+    banned = 0
+    for session_id in await manager.user_session_ids(target):
+        banned += await manager.update(session_id, {ROLE: BANNED})  # False: ended meanwhile
+    return web.json_response({"user": target, "sessions": banned})
 
 
 # -- the WebSocket -------------------------------------------------------------------------
@@ -278,18 +389,38 @@ async def handle_frame(msg: WSMessage, connection: Connection, broker: Broker) -
         connection.send(error_frame("the chat is unavailable, message not sent"))
 
 
-@require_session(USERNAME)
+async def relay_changes(
+    ws: web.WebSocketResponse, session: Session, connection: Connection
+) -> None:
+    """Send the page its theme whenever the session's theme is saved, anywhere.
+
+    ``session_changes`` yields once the socket's session already holds the new values.
+    ``read=False``: the handler reads the socket itself, this task only waits. Not run with
+    a cookie store: there the socket cannot re-read a session that lives in the browser.
+    """
+    async for keys in session_changes(ws, read=False):
+        if THEME in keys:
+            connection.send(theme_frame(session))
+
+
+@require_session(USERNAME, check=may_chat)  # 401 logged out, 403 banned, then 4003
 async def chat_socket(request: web.Request) -> web.WebSocketResponse:
-    """History first, then live messages and presence, until either side closes."""
+    """History and theme first, then live messages, presence and theme changes, until either
+    side closes."""
     ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
     session = await get_ws_session(ws)
     connection = Connection(ws, str(session[USERNAME]))  # identity from the session only
     broker, room = request.app[BROKER], request.app[ROOM]
     room.add(connection)  # frames published from now on wait in its queue
+    relay = None
+    if not get_manager(request).store.stateless:
+        relay = asyncio.create_task(relay_changes(ws, session, connection))
     try:
         history = await broker.history()
         await ws.send_json({"type": "history", "messages": history})
+        # The theme as it is now: a change made while this tab was offline shows too.
+        await ws.send_json(theme_frame(session))
         connection.start(already_sent=history)
         await broker.join(connection.user)
         try:
@@ -300,8 +431,13 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     except BrokerError:
         await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"chat unavailable")
     finally:
+        # What needs no waiting first: the handler may be cancelled in the awaits below.
         room.remove(connection)
+        if relay is not None:
+            relay.cancel()
         await connection.stop()
+        if relay is not None:
+            await asyncio.wait([relay])
     return ws
 
 
@@ -309,13 +445,23 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
 
 
 def make_app(
-    store: Store | None = None, broker: Broker | None = None, **session_options: Any
+    store: Store | None = None,
+    broker: Broker | None = None,
+    *,
+    admins: Iterable[str] = (),
+    **session_options: Any,
 ) -> web.Application:
     """The chat app on ``store`` (memory by default) with ``broker`` (in-process by default).
 
+    Whoever logs in under one of the ``admins`` names may remove users from the room.
     ``session_options`` go to ``aio_sessions.setup`` (timeouts, cookie settings).
     """
+    admin_names = frozenset(clean_username(name) for name in admins)
+    for name in admin_names:
+        if username_problem(name) is not None:
+            raise ValueError(f"{name!r} is not a user name: {username_problem(name)}")
     app = web.Application()
+    app[ADMINS] = admin_names
     setup(app, store if store is not None else MemoryStore(), user_key=USERNAME, **session_options)
     chat_broker = broker if broker is not None else MemoryBroker()
     room = Room()
@@ -340,6 +486,8 @@ def make_app(
             web.get("/", index),
             web.post("/login", login),
             web.post("/logout", logout),
+            web.post("/theme", set_theme),
+            web.post("/remove", remove_user),
             web.get("/ws", chat_socket),
             web.static("/static", STATIC),
         ]

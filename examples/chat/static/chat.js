@@ -68,6 +68,7 @@
   if (!root) return; // the login page
 
   const me = root.dataset.username;
+  const role = root.dataset.role; // "admin", "member" or "banned" (see app.py: ROLE)
   const MAX_TEXT = Number(root.dataset.maxText); // characters (code points) per message
   const $ = (id) => document.getElementById(id);
   const messages = $("messages");
@@ -81,6 +82,10 @@
   const notice = $("notice");
   const errorLine = $("error");
   const counter = $("counter");
+  const info = $("info");
+  const themeForm = $("theme");
+  const themeButton = themeForm.querySelector("button");
+  const csrf = themeForm.elements.csrf.value; // the session's token, as every form sends it
 
   // Close codes of aio_sessions: this session may no longer use the chat. Reconnecting
   // cannot help, so the page says why and stops. `ended`: the session itself is gone.
@@ -96,11 +101,11 @@
       },
     ],
     [
-      4003, // CLOSE_SESSION_FORBIDDEN
+      4003, // CLOSE_SESSION_FORBIDDEN: the socket's guard (app.py: may_chat) turned false
       {
         ended: false,
         title: "Session forbidden:",
-        detail: "you no longer have access to this room (your rights changed, for example).",
+        detail: "you no longer have access to this room: an admin removed you.",
         link: "Back to the start",
       },
     ],
@@ -211,6 +216,12 @@
       case "error":
         showError(frame.error);
         break;
+      case "theme": // on connection, and whenever the session's theme is saved anywhere
+        applyTheme(frame.theme);
+        break;
+      case "notice": // pushed to every tab of this user (send_to_user), e.g. a new login
+        showInfo(frame.text);
+        break;
     }
   }
 
@@ -254,11 +265,40 @@
         dot.style.setProperty("--hue", hue(name));
         item.append(dot, element("span", "name", name));
         if (name === me) item.append(element("span", "you", "you"));
+        else if (role === "admin") item.append(removeButton(name));
         return item;
       }),
     );
     onlineCount.textContent = String(names.length);
   }
+
+  // An admin's button: the server bans every session of the user, and their sockets close
+  // with 4003 wherever they are; the presence list then drops them.
+  function removeButton(name) {
+    const button = element("button", "remove secondary", "Remove");
+    button.type = "button";
+    button.setAttribute("aria-label", `Remove ${name} from the room`);
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const response = await post("/remove", { username: name });
+      if (response) {
+        showInfo(`${name} was removed from the room.`);
+      } else {
+        button.disabled = false;
+        showError(`${name} was not removed: reload the page and try again.`);
+      }
+    });
+    return button;
+  }
+
+  // A notice that stays until dismissed (the server's, or the answer to an admin's action).
+  function showInfo(text) {
+    $("info-text").textContent = text;
+    info.hidden = false;
+  }
+  $("info-close").addEventListener("click", () => {
+    info.hidden = true;
+  });
 
   // The session may no longer use the chat (see SESSION_CLOSES): say why, do not reconnect.
   function endChat({ ended, title, detail, link: linkText }) {
@@ -270,9 +310,10 @@
     users.replaceChildren();
     onlineCount.textContent = "0";
     if (ended) {
-      // The session is gone: its name and its logout form (whose token is dead) go too.
+      // The session is gone: its name and its forms (whose token is dead) go too.
       document.querySelector(".me").hidden = true;
       $("logout").hidden = true;
+      themeForm.hidden = true;
     }
 
     const link = element("a", "", linkText);
@@ -281,6 +322,42 @@
     if (detail) notice.append(" ", detail);
     notice.append(" ", link);
     notice.hidden = false;
+  }
+
+  // -- the theme ---------------------------------------------------------------------------
+
+  // The theme lives in the session: this tab saves it over HTTP, and every tab of the
+  // session (this one included) hears of it on its socket.
+  function applyTheme(theme) {
+    document.documentElement.dataset.theme = theme;
+    const other = theme === "dark" ? "light" : "dark";
+    themeButton.value = other;
+    themeButton.textContent = `${other[0].toUpperCase()}${other.slice(1)} theme`;
+  }
+
+  themeForm.addEventListener("submit", async (event) => {
+    event.preventDefault(); // no reload: the socket stays open
+    const theme = themeButton.value;
+    if (await post("/theme", { theme })) {
+      applyTheme(theme); // at once, even while this tab's socket is reconnecting
+    } else {
+      showError("The theme was not changed: reload the page and try again.");
+    }
+  });
+
+  // POST a form with the session's CSRF token; the response when it succeeded, else null.
+  async function post(path, fields) {
+    try {
+      const response = await fetch(path, {
+        method: "POST",
+        body: new URLSearchParams({ ...fields, csrf }),
+        credentials: "same-origin",
+        redirect: "manual", // a 303 back to the page is success enough: no need to follow
+      });
+      return response.ok || response.type === "opaqueredirect" ? response : null;
+    } catch {
+      return null;
+    }
   }
 
   // -- sending ----------------------------------------------------------------------------
@@ -371,5 +448,7 @@
     messages.scrollTop = messages.scrollHeight;
   }
 
-  connect();
+  // Banned before this page loaded: no socket to try, the guard would refuse it (403).
+  if (role === "banned") endChat(SESSION_CLOSES.get(4003));
+  else connect();
 })();
