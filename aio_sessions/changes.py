@@ -46,7 +46,10 @@ class ChangeFeed:
         """A save wrote ``keys`` into ``record``: tell the session's other sockets here and,
         while a socket watches it, in the other processes (the ``saver`` is told nothing)."""
         key = fingerprint(record.id)
-        self._notify(self._registry.bindings([key]), keys, saver=saver)
+        # A cookie store has nothing to reload from: the saved values travel with the change.
+        values = {k: record.data[k] for k in keys if k in record.data}
+        snapshot = values if self._manager.store.stateless else None
+        self._notify(self._registry.bindings([key]), keys, saver=saver, snapshot=snapshot)
         watched = record.watched is not None and record.watched > time.time()
         if watched and self._events.shared:
             await self._events.publish("changed", session=key, keys=sorted(keys))
@@ -57,16 +60,28 @@ class ChangeFeed:
             raise TypeError("a change names a session and keys")
         self._notify(self._registry.bindings([doc["session"]]), frozenset(keys), saver=None)
 
-    def _notify(self, bindings: list[Binding], keys: frozenset[str], saver: Session | None) -> None:
+    def _notify(
+        self,
+        bindings: list[Binding],
+        keys: frozenset[str],
+        saver: Session | None,
+        snapshot: dict[str, Any] | None = None,
+    ) -> None:
         for binding in bindings:
             if binding.session is not saver:
-                self._registry.spawn(self._refresh(binding, keys))
+                self._registry.spawn(self._refresh(binding, keys, snapshot))
 
-    async def _refresh(self, binding: Binding, keys: frozenset[str]) -> None:
-        """Reload the socket's session, re-check its guard, wake its iterator."""
+    async def _refresh(
+        self, binding: Binding, keys: frozenset[str], snapshot: dict[str, Any] | None
+    ) -> None:
+        """Reload the socket's session (or apply the saved values), re-check its guard, wake
+        its iterator."""
         session = binding.session
         try:
-            await self._manager.refresh(session)
+            if snapshot is None:
+                await self._manager.refresh(session)
+            else:
+                self._manager.apply(session, keys, snapshot)
         except StoreUnavailable as exc:
             log.warning("cannot reload a socket's session: %s", exc)
             return

@@ -14,6 +14,7 @@ from .errors import StoreUnavailable
 from .events import Events
 from .registry import SocketRegistry
 from .session import Session
+from .stores._json import copy_decoded
 from .stores.base import Changes, SessionRecord, Store
 
 log = logging.getLogger("aio_sessions")
@@ -253,6 +254,17 @@ class SessionManager:
         session._record.data.update(pending)
         session._set.update(pending)
         session._removed.update(removed)
+
+    def apply(self, session: Session, keys: frozenset[str], values: Mapping[str, Any]) -> None:
+        """Give a session the values another request saved under ``keys`` (absent: removed),
+        except those it changed itself and has not saved yet."""
+        data = session._record.data
+        fresh = copy_decoded({k: v for k, v in values.items() if k in keys})  # no aliasing
+        for key in keys - session._set - session._removed:
+            if key in fresh:
+                data[key] = fresh[key]
+            else:
+                data.pop(key, None)
 
     async def reload(self, session: Session) -> None:
         """Replace a session's data with the stored data (server-side stores only)."""

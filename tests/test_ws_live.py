@@ -329,3 +329,24 @@ async def test_changes_end_when_the_session_ends(pair: list[Client]) -> None:
     await get_manager(a.app).logout_user("alice")
     msg = await ws.receive(timeout=1)
     assert msg.type is WSMsgType.CLOSE
+
+
+async def test_live_changes_and_guards_on_the_cookie_store(
+    aiohttp_client: Any, raw: aiohttp.ClientSession
+) -> None:
+    """Nothing to reload from: the saved values travel with the change, in this process."""
+    from cryptography.fernet import Fernet
+
+    client = await aiohttp_client(
+        make_app(aio_sessions.EncryptedCookieStore(Fernet.generate_key()))
+    )
+    token = await log_in(client, "root", role="admin")
+    feed_ws = await connect(client, "/feed", token)
+    admin_ws = await connect(client, "/admin", token)
+    resp = await as_session(raw, client, "/write", token, theme="dark")
+    assert await feed_ws.receive_json(timeout=1) == {"changed": ["theme"], "theme": "dark"}
+    token = resp.cookies["AIOHTTP_SESSION"].value  # the cookie is the session
+    await as_session(raw, client, "/write", token, role="member")
+    msg = await admin_ws.receive(timeout=1)
+    assert (msg.type, msg.data) == (WSMsgType.CLOSE, CLOSE_SESSION_FORBIDDEN)
+    await feed_ws.close()
