@@ -179,7 +179,8 @@ class SessionMiddleware:
         state.ws = response
         bind(self.manager.sockets, response, session, state.guard)
         if self.manager.watch_due(session):
-            self.manager.sockets.spawn(self.manager.watch(session))
+            # Before the 101 goes out: a save elsewhere right after the open is published.
+            await self.manager.watch(session)
 
 
 def session_middleware(store: Store | None = None, **options: Any) -> SessionMiddleware:
