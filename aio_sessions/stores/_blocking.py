@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
+from .._checks import check_positive
 from .._ids import valid_id
 from ..errors import StoreUnavailable
 from ._json import dump_record
@@ -29,7 +30,18 @@ class BlockingStore(Store):
 
     _unavailable: tuple[type[BaseException], ...] = (OSError,)
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, call: str, sweep_interval: float) -> None:
+        """``call`` is how users write the constructor, for error messages."""
+        check_positive(
+            "sweep_interval",
+            sweep_interval,
+            whole=False,
+            unit="seconds",
+            example=f"{call[:-1]}, sweep_interval=60)",
+            optional=False,
+        )
+        self._sweep_interval = sweep_interval
+        self._next_sweep = 0.0
         self._name = name
         self._executor: ThreadPoolExecutor | None = None
 

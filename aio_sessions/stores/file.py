@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from .._checks import check_path, check_positive, refuse_options
+from .._checks import check_path, refuse_options
 from .._ids import valid_id
 from ._blocking import BlockingStore
 from ._json import dump_record, is_epoch, parse, record_from_doc
@@ -41,19 +41,9 @@ class FileStore(BlockingStore):
         # setup_options: cookie options passed here by habit, refused with the fix.
         refuse_options("FileStore(directory)", setup_options, ("sweep_interval",))
         check_path("directory", directory, "FileStore('sessions')")
-        check_positive(
-            "sweep_interval",
-            sweep_interval,
-            whole=False,
-            unit="seconds",
-            example="FileStore(directory, sweep_interval=60)",
-            optional=False,
-        )
-        super().__init__("aio-sessions-file")
+        super().__init__("aio-sessions-file", "FileStore(directory)", sweep_interval)
         self.directory = Path(directory)
         self._users = self.directory / "users"
-        self._sweep_interval = sweep_interval
-        self._next_sweep = 0.0
         self._ready = False
 
     def _prepare(self) -> None:

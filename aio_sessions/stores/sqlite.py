@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from .._checks import check_path, check_positive, refuse_options
+from .._checks import check_path, refuse_options
 from ._blocking import BlockingStore
 from ._json import dump_record, load_record
 from .base import SessionRecord
@@ -47,18 +47,8 @@ class SQLiteStore(BlockingStore):
         # setup_options: cookie options passed here by habit, refused with the fix.
         refuse_options("SQLiteStore(path)", setup_options, ("sweep_interval",))
         check_path("path", path, "SQLiteStore('sessions.db')")
-        check_positive(
-            "sweep_interval",
-            sweep_interval,
-            whole=False,
-            unit="seconds",
-            example="SQLiteStore(path, sweep_interval=60)",
-            optional=False,
-        )
-        super().__init__("aio-sessions-sqlite")
+        super().__init__("aio-sessions-sqlite", "SQLiteStore(path)", sweep_interval)
         self.path = Path(path)
-        self._sweep_interval = sweep_interval
-        self._next_sweep = 0.0
         self._db: sqlite3.Connection | None = None
 
     @property
