@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ._checks import describe
+from .activity import SocketActivity
 from .config import SessionConfig, check_store
 from .cookies import read_cookies
 from .errors import StoreUnavailable
@@ -84,6 +85,7 @@ class SessionMiddleware:
         self.manager = manager
         self._hook_checked = False
         self._saving: set[asyncio.Task[str | None]] = set()
+        self._activity = SocketActivity(manager) if manager.config.ws_touch else None
 
     def _check_hook(self, request: web.Request) -> None:
         """Say loudly, once, when ``on_response_prepare`` is missing (the middleware alone)."""
@@ -134,6 +136,8 @@ class SessionMiddleware:
         finally:
             if state.ws is not None:
                 unbind(self.manager.sockets, state.ws)
+                if self._activity is not None:
+                    self._activity.release(state.ws)
                 state.ws = None  # the socket refers to the request, which refers to us
 
     async def _save_late(self, session: Session) -> str | None:
@@ -149,15 +153,19 @@ class SessionMiddleware:
         return await asyncio.shield(task)
 
     async def close(self) -> None:
-        """Wait for saves still running (on app cleanup, before the store closes)."""
+        """Finish the saves and end the touches under way (app cleanup, before the store
+        closes)."""
         if self._saving:
             await asyncio.gather(*self._saving, return_exceptions=True)
+        if self._activity is not None:
+            await self._activity.stop()
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         """Commit before the headers of a response the handler prepares itself go out.
 
         A WebSocket handshake also binds the socket to its session (loaded if the handler
-        did not ask for it), for ``get_ws_session`` and the socket registry.
+        did not ask for it), for ``get_ws_session`` and the socket registry, and with
+        ``ws_touch`` counts what the socket receives as the session's activity.
         """
         state = request.get(_STATE)
         if state is None:  # a request of another app, or before this middleware ran
@@ -174,6 +182,8 @@ class SessionMiddleware:
         response[WS_SESSION] = session
         state.ws = response
         bind(self.manager.sockets, response, session)
+        if self._activity is not None:
+            self._activity.watch(response, session)
 
 
 def session_middleware(store: Store | None = None, **options: Any) -> SessionMiddleware:
