@@ -150,7 +150,11 @@ class SessionMiddleware:
         task = asyncio.ensure_future(self.manager.commit(session))
         self._saving.add(task)
         task.add_done_callback(self._saving.discard)
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_log_failure)  # nobody else will see how it ends
+            raise
 
     async def close(self) -> None:
         """Finish the saves and end the touches under way (app cleanup, before the store
@@ -184,6 +188,12 @@ class SessionMiddleware:
         bind(self.manager.sockets, response, session)
         if self._activity is not None:
             self._activity.watch(response, session)
+
+
+def _log_failure(task: asyncio.Task[str | None]) -> None:
+    """Log the failure of a save whose request was cancelled meanwhile."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("session not saved after the request was cancelled: %s", exc)
 
 
 def session_middleware(store: Store | None = None, **options: Any) -> SessionMiddleware:
