@@ -39,6 +39,7 @@ _FLAGS = (
     "save_uninitialized",
     "trust_proxy",
     "ws_allow_missing_origin",
+    "ws_touch",
 )
 # aiohttp-session's storages, and the store that replaces each.
 _STORE_FOR = {
@@ -107,6 +108,7 @@ class SessionConfig:
     user_key: str | None = "user"
     ws_origins: tuple[str, ...] = ()
     ws_allow_missing_origin: bool = False
+    ws_touch: bool = False
     # Derived once from the options above, for the per-request paths.
     _lifetime: float = field(init=False, repr=False, compare=False, default=0.0)
     _touch_every: float = field(init=False, repr=False, compare=False, default=0.0)

@@ -312,6 +312,22 @@ class SessionManager:
         await self.sockets.changes.saved(None, record, _changed_keys(changes))
         return True
 
+    async def record_activity(self, session_id: str) -> SessionRecord | None:
+        """Extend a stored session as a read-only request would (only when ``touch_due``),
+        for activity no request carries: a socket's messages.
+
+        Returns the record as stored, by which the caller can throttle its next call; None
+        when the session has ended.
+        """
+        self._need_server_state("record activity of")
+        now = time.time()
+        record = await self._load_live(session_id, now)
+        if record is None or not self.config.touch_due(record, now):
+            return record
+        session = Session(self, record, new=False, token=session_id)
+        await self._save_existing(session, None)
+        return None if session.new else record
+
     async def delete(self, session_id: str) -> bool:
         """Destroy a session and close its WebSockets; False when there was none."""
         self._need_server_state("delete")

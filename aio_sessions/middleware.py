@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ._checks import describe
+from .activity import SocketActivity
 from .config import SessionConfig, check_store
 from .cookies import read_cookies
 from .errors import StoreUnavailable
@@ -87,6 +88,7 @@ class SessionMiddleware:
         self.manager = manager
         self._hook_checked = False
         self._saving: set[asyncio.Task[str | None]] = set()
+        self._activity = SocketActivity(manager) if manager.config.ws_touch else None
 
     def _check_hook(self, request: web.Request) -> None:
         """Say loudly, once, when ``on_response_prepare`` is missing (the middleware alone)."""
@@ -137,6 +139,8 @@ class SessionMiddleware:
         finally:
             if state.ws is not None:
                 unbind(self.manager.sockets, state.ws)
+                if self._activity is not None:
+                    self._activity.release(state.ws)
                 state.ws = None  # the socket refers to the request, which refers to us
 
     async def _save_late(self, session: Session) -> str | None:
@@ -149,18 +153,26 @@ class SessionMiddleware:
         task = asyncio.ensure_future(self.manager.commit(session))
         self._saving.add(task)
         task.add_done_callback(self._saving.discard)
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_log_failure)  # nobody else will see how it ends
+            raise
 
     async def close(self) -> None:
-        """Wait for saves still running (on app cleanup, before the store closes)."""
+        """Finish the saves and end the touches under way (app cleanup, before the store
+        closes)."""
         if self._saving:
             await asyncio.gather(*self._saving, return_exceptions=True)
+        if self._activity is not None:
+            await self._activity.stop()
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         """Commit before the headers of a response the handler prepares itself go out.
 
         A WebSocket handshake also binds the socket to its session (loaded if the handler
-        did not ask for it), for ``get_ws_session`` and the socket registry.
+        did not ask for it), for ``get_ws_session`` and the socket registry, and with
+        ``ws_touch`` counts what the socket receives as the session's activity.
         """
         state = request.get(_STATE)
         if state is None:  # a request of another app, or before this middleware ran
@@ -181,6 +193,14 @@ class SessionMiddleware:
         if self.manager.watch_due(session):
             # Before the 101 goes out: a save elsewhere right after the open is published.
             await self.manager.watch(session)
+        if self._activity is not None:
+            self._activity.watch(response, session)
+
+
+def _log_failure(task: asyncio.Task[str | None]) -> None:
+    """Log the failure of a save whose request was cancelled meanwhile."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("session not saved after the request was cancelled: %s", exc)
 
 
 def session_middleware(store: Store | None = None, **options: Any) -> SessionMiddleware:

@@ -247,6 +247,12 @@ class Session(MutableMapping[str, Any]):
         self._removed.clear()
 
 
+def note_activity(session: Session, now: float) -> None:
+    """Move the last activity of a session not stored yet (an anonymous socket's messages):
+    its deadline, which the socket's expiry timer reads, follows; no store is involved."""
+    session._record.accessed = now
+
+
 def _blank_record() -> SessionRecord:
     now = time.time()
     return SessionRecord(new_id(), {}, int(now), now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from http.cookies import SimpleCookie
 
 import aiohttp
@@ -12,11 +13,14 @@ from aiohttp.test_utils import TestClient
 
 from aio_sessions import (
     CLOSE_SESSION_REVOKED,
+    MemoryStore,
+    StoreUnavailable,
     get_manager,
     get_session,
     get_ws_session,
     require_session,
 )
+from aio_sessions.stores.base import TTL, Changes, SessionRecord
 
 from .conftest import CountingStore, MakeClient, session_cookie
 from .kits import Kit
@@ -214,3 +218,49 @@ async def test_guarded_route_refuses_anonymous_handshakes(make_client: MakeClien
     assert refused.value.headers is not None
     assert "Set-Cookie" not in refused.value.headers
     assert await get_manager(client.app).count() == 0
+
+
+class GatedStore(MemoryStore):
+    """A real MemoryStore whose saves wait for ``open``, then fail while ``down``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = asyncio.Event()
+        self.down = False
+
+    async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
+        await self.open.wait()
+        if self.down:
+            raise StoreUnavailable("store switched off")
+        return await super().save(record, changes, ttl)
+
+
+@pytest.mark.parametrize("down", [False, True])
+async def test_last_save_outlives_the_disconnect(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, down: bool
+) -> None:
+    """The peer leaving cancels the handler (aiohttp's handler_cancellation, on in its test
+    server) while its unsaved changes are being stored: the save completes, or its failure
+    is logged."""
+    store = GatedStore()
+    client = await make_client(("GET", "/ws", lobby), store=store)
+    manager = get_manager(client.app)
+    async with client.ws_connect("/ws") as ws:
+        announced = str(cookie_of(ws._response))
+        await ws.send_str("set nick ann")
+        assert await ws.receive_str() == "done"
+    await sockets_closed(client)  # cancelled: the save is still waiting
+    store.down = down
+    store.open.set()
+    for _ in range(200):
+        if caplog.records or await manager.get(announced):
+            break
+        await asyncio.sleep(0.01)
+    if down:
+        [failure] = caplog.records
+        assert failure.levelno == logging.ERROR
+        assert "session not saved after the request was cancelled" in failure.getMessage()
+        assert await manager.count() == 0
+    else:
+        assert await manager.get(announced) == {"nick": "ann"}
+        assert not caplog.records

@@ -40,6 +40,7 @@ def raises(error: type[Exception], *parts: str, **options: Any) -> str:
         ({"rolling": "yes"}, TypeError, "rolling='yes' (str)", "e.g. rolling=True"),
         ({"httponly": 1}, TypeError, "httponly=1 (int)", "e.g. httponly=True"),
         ({"trust_proxy": None}, TypeError, "trust_proxy=None (NoneType)", "trust_proxy=True"),
+        ({"ws_touch": "yes"}, TypeError, "ws_touch='yes' (str)", "e.g. ws_touch=True"),
         ({"secure": "false"}, TypeError, "secure='false' (str)", "True, False or None"),
         ({"samesite": "lax"}, ValueError, "samesite='lax' (str)", "did you mean samesite='Lax'?"),
         ({"samesite": "Relaxed"}, ValueError, "samesite='Relaxed' (str)", "e.g. samesite='Lax'"),

@@ -27,6 +27,7 @@ fails: new documentation cannot slip through untested.
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import logging
 import os
@@ -49,6 +50,7 @@ from yarl import URL
 
 import aio_sessions
 from aio_sessions import EncryptedCookieStore, Store, get_manager, get_session, require_session
+from aio_sessions.stores.base import SessionRecord
 from aio_sessions.stores.redis import RedisStore
 
 from .conftest import MakeClient, aiohttp_session_client, read, replay, session_cookie
@@ -334,6 +336,46 @@ async def live_feed(namespace: Namespace, h: Harness) -> None:
         assert await manager.update(sid, {"role": "member"})
         closed = await ws.receive(timeout=1)
         assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4003)
+
+
+@scenario("anonymous-socket")
+async def anonymous_socket(namespace: Namespace, h: Harness) -> None:
+    """A socket that never writes stores nothing; one that writes names the browser's session."""
+    app = namespace["app"]
+    manager = get_manager(app)
+    client = await h.serve(app)
+    async with client.ws_connect("/lobby") as ws:
+        assert "AIOHTTP_SESSION=" in ws._response.headers["Set-Cookie"]
+    assert await manager.count() == 0
+    async with client.ws_connect("/lobby") as ws:
+        await ws.send_str("ann")
+        sid = session_cookie(client)
+        for _ in range(200):
+            if await manager.get(sid):
+                break
+            await asyncio.sleep(0.01)
+    assert await (await client.get("/")).text() == "hello ann"
+    assert await manager.count() == 1
+
+
+@scenario("ws-touch")
+async def ws_touch(namespace: Namespace, h: Harness) -> None:
+    """A message on the socket of a session idle for ten minutes extends it by idle_timeout."""
+    app = namespace["app"]
+    manager = get_manager(app)
+    client = await h.serve(app)
+    sid = await manager.create({"user": "ann"})
+    async with client.ws_connect("/feed", headers=cookie_header(sid)) as ws:
+        now = time.time()  # ten minutes idle since the handshake, as far as the store knows:
+        record = SessionRecord(sid, {"user": "ann"}, int(now) - 600, accessed=now - 600)
+        await manager.store.save(record, None, 1800)
+        await ws.send_str("hi")
+        assert await ws.receive_str() == "ann: hi"
+        for _ in range(200):
+            if (await manager.expires_at(record.id) or 0) > now + 1700:
+                break
+            await asyncio.sleep(0.01)
+    assert (await manager.expires_at(record.id) or 0) > now + 1700
 
 
 @scenario("admin-view")
