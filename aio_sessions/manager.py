@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._ids import user_id
 from .config import SessionConfig
 from .errors import StoreUnavailable
 from .events import Events
@@ -16,6 +15,7 @@ from .registry import SocketRegistry
 from .session import Session
 from .stores._json import copy_decoded
 from .stores.base import Changes, SessionRecord, Store
+from .users import UserIndex
 
 log = logging.getLogger("aio_sessions")
 
@@ -37,6 +37,8 @@ class SessionManager:
     def __init__(self, store: Store, config: SessionConfig) -> None:
         self.store = store
         self.config = config
+        #: The per-user index ("log out everywhere"), kept in step with each save.
+        self.users = UserIndex(store, config)
         #: The store's event channel between processes (revocations, pushes, changes).
         self.events = Events(store)
         #: The WebSockets open in this process, by session and by user.
@@ -135,7 +137,7 @@ class SessionManager:
         record.accessed = now
         # Indexed once stored (a SQLite row must exist first); a failed link fails the
         # request, whose browser then never learns of the session.
-        link = self._index_due(record, now, wrote_user=True)
+        link = self.users.due(record, now, wrote_user=True)
         value = await self.store.save(record, None, self._ttl(now))
         if value is None:  # a store refuses only merges, never a fresh record
             raise RuntimeError(f"{type(self.store).__name__}.save refused a new session")
@@ -154,7 +156,7 @@ class SessionManager:
         now = time.time()
         record.accessed = now
         wrote_user = changes is not None and self.config.user_key in changes.set
-        await self._index(record, now, wrote_user=wrote_user)
+        await self.users.renew(record, now, wrote_user=wrote_user)
         if changes is None:
             value = await self.store.touch(record, self._ttl(now))
         else:
@@ -167,7 +169,9 @@ class SessionManager:
         if self.store.stateless:
             self.config.check_cookie(value)
         else:
-            await self._index(record, now, wrote_user=False)  # the stored max_age may be longer
+            await self.users.renew(
+                record, now, wrote_user=False
+            )  # the stored max_age may be longer
         if changes is not None:
             await self.sockets.changes.saved(session, record, _changed_keys(changes))
         config = self.config
@@ -181,43 +185,6 @@ class SessionManager:
             session._cookie = value
         session._token = value
         session._mark_saved()
-
-    async def _index(self, record: SessionRecord, now: float, *, wrote_user: bool) -> None:
-        """Keep the session in its user's index for at least as long as it can live."""
-        due = self._index_due(record, now, wrote_user=wrote_user)
-        if due is not None:
-            await self.store.link_user(*due)
-
-    def _index_due(
-        self, record: SessionRecord, now: float, *, wrote_user: bool
-    ) -> tuple[str, str, float] | None:
-        """The ``link_user`` arguments when the index entry must be renewed, else None.
-
-        It must when the request wrote the user, when the session has never been indexed
-        (aiohttp-session's records), and when the session now outlives its entry
-        (``record.linked``, set here), which an active session does about once per lifetime.
-        """
-        key = self.config.user_key
-        if key is None or self.store.stateless:
-            return None
-        value = record.data.get(key)
-        if value is None:
-            return None
-        if wrote_user:
-            user = user_id(value, key)
-        else:
-            if record.linked is not None and record.linked >= self.config.expires_at(record):
-                return None
-            try:
-                user = user_id(value, key)
-            except TypeError as exc:  # stored before this rule: keep serving it
-                log.warning("session not indexed by user: %s", exc)
-                return None
-        if user is None:
-            return None
-        ttl = 2 * self.config.ttl(record, now)
-        record.linked = now + ttl
-        return user, record.id, ttl
 
     async def watch(self, session: Session) -> None:
         """Mark a session as watched by a socket, so saves in other processes publish their
@@ -305,7 +272,7 @@ class SessionManager:
             return False
         record.accessed = now
         record.data.update(data)
-        await self._index(record, now, wrote_user=self.config.user_key in data)
+        await self.users.renew(record, now, wrote_user=self.config.user_key in data)
         changes = Changes(dict(data), frozenset())
         if await self.store.save(record, changes, self._ttl(now)) is None:
             return False
@@ -357,30 +324,19 @@ class SessionManager:
         The index may still list sessions that have since changed user or logged out by
         deleting the key: each candidate is checked against its stored data.
         """
-        name = self.user_name(user)
-        key = self.config.user_key
+        name = self.users.name(user)
         candidates = await self.store.user_sessions(name)
         now = time.time()
         records = await asyncio.gather(*(self._load_live(sid, now) for sid in candidates))
-        return [
-            record.id
-            for record in records
-            if record is not None and key is not None and _user_or_none(record, key) == name
-        ]
+        return [r.id for r in records if r is not None and self.users.of(r) == name]
 
     def session_user(self, session: Session) -> str | None:
         """The user a session belongs to (its ``user_key`` value as a str), or None."""
-        key = self.config.user_key
-        return None if key is None else _user_or_none(session._record, key)
+        return self.users.of(session._record)
 
     def user_name(self, user: str | int) -> str:
         """The name the per-user index knows ``user`` by (an int as its decimal string)."""
-        if self.config.user_key is None:
-            raise TypeError("sessions are not indexed by user: setup(user_key=None)")
-        name = user_id(user, self.config.user_key)
-        if name is None:
-            raise TypeError("logout_user needs a user (a str or an int), got None")
-        return name
+        return self.users.name(user)
 
     async def count(self) -> int:
         """How many live sessions the store holds."""
@@ -392,14 +348,6 @@ class SessionManager:
                 f"{type(self.store).__name__} keeps sessions in cookies; "
                 f"it cannot {action} a session by id"
             )
-
-
-def _user_or_none(record: SessionRecord, key: str) -> str | None:
-    """The user a stored record names, or None when it names none or none we can index."""
-    try:
-        return user_id(record.data.get(key), key)
-    except TypeError:
-        return None
 
 
 def _changed_keys(changes: Changes) -> frozenset[str]:
