@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from .errors import StoreUnavailable
-from .events import Events, fingerprint
+from .events import Events, fingerprint, strings
 from .registry import CLOSE_SESSION_FORBIDDEN, Binding, Guard
 from .stores.base import SessionRecord
 
@@ -55,10 +55,9 @@ class ChangeFeed:
             await self._events.publish("changed", session=key, keys=sorted(keys))
 
     def _on_changed(self, doc: dict[str, Any]) -> None:
-        keys = doc["keys"]
-        if not isinstance(doc["session"], str) or not all(isinstance(k, str) for k in keys):
-            raise TypeError("a change names a session and keys")
-        self._notify(self._registry.bindings([doc["session"]]), frozenset(keys), saver=None)
+        keys = frozenset(strings(doc["keys"]))
+        session = strings([doc["session"]])
+        self._notify(self._registry.bindings(session), keys, saver=None)
 
     def _notify(
         self,

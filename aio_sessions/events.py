@@ -36,6 +36,14 @@ def fingerprint(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
+def strings(value: object) -> list[str]:
+    """A list of strings from another process's document (fingerprints, key names);
+    TypeError when it is anything else, so a malformed document is logged and ignored."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError("expected a list of strings")
+    return value
+
+
 class Events:
     """Publishes this process's events and hands other processes' events to handlers."""
 

@@ -169,9 +169,8 @@ class SessionManager:
         if self.store.stateless:
             self.config.check_cookie(value)
         else:
-            await self.users.renew(
-                record, now, wrote_user=False
-            )  # the stored max_age may be longer
+            # The stored max_age may be longer than this request knew: renew on that.
+            await self.users.renew(record, now, wrote_user=False)
         if changes is not None:
             await self.sockets.changes.saved(session, record, _changed_keys(changes))
         config = self.config

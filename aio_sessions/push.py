@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .events import Events
+from .events import Events, strings
 
 if TYPE_CHECKING:
     from .registry import Binding, SocketRegistry
@@ -62,10 +62,8 @@ class Pusher:
         if not isinstance(data, str):
             raise TypeError("push data is not text")
         frame: str | bytes = base64.b64decode(data, validate=True) if doc["binary"] else data
-        sessions, users = doc["sessions"], doc["users"]
-        if not all(isinstance(k, str) for k in (*sessions, *users)):
-            raise TypeError("push targets are not fingerprints")
-        self.deliver(self._registry.bindings(sessions, users), frame)
+        targets = self._registry.bindings(strings(doc["sessions"]), strings(doc["users"]))
+        self.deliver(targets, frame)
 
     def deliver(self, bindings: list[Binding], frame: str | bytes) -> int:
         """Queue a frame on each socket; return how many took it."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from .errors import StoreUnavailable
-from .events import Events, fingerprint
+from .events import Events, fingerprint, strings
 
 if TYPE_CHECKING:
     from .manager import SessionManager
@@ -221,7 +221,7 @@ class SocketRegistry:
         code = int(doc["code"])
         if code not in _REASONS:
             raise ValueError(code)
-        self.close(self.bindings(_keys(doc["sessions"]), _keys(doc["users"])), code)
+        self.close(self.bindings(strings(doc["sessions"]), strings(doc["users"])), code)
 
     # -- expiry of open sockets -----------------------------------------------------------
 
@@ -301,13 +301,6 @@ class SocketRegistry:
                 binding.timer.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _keys(value: object) -> list[str]:
-    """A list of fingerprints from another process's document; TypeError when it is not."""
-    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
-        raise TypeError("expected a list of fingerprints")
-    return value
 
 
 def _remove(index: dict[str, _Sockets], key: str, ws_id: int) -> None:
