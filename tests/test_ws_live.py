@@ -272,6 +272,41 @@ async def test_a_save_to_an_unwatched_session_publishes_nothing(
     assert record.data["theme"] == "dark"
 
 
+@pytest.mark.parametrize("pair", ["redis"], indirect=True)  # the stores that keep leases
+async def test_an_open_socket_keeps_its_watch_lease(
+    pair: list[Client], raw: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease that makes other processes publish outlives its first term while the
+    socket stays open, and lapses once it closes (scaled: a 2 s lease, swept every 0.5 s)."""
+    import aio_sessions.manager
+    import aio_sessions.registry
+
+    monkeypatch.setattr(aio_sessions.manager, "_WATCH_LEASE", 2.0)
+    monkeypatch.setattr(aio_sessions.registry, "_HORIZON", 1.0)
+    a, b = pair
+    sid = await log_in(a, "alice")
+    ws = await connect(b, "/feed", sid)
+    await watched(b, sid)
+    store = get_manager(a.app).store
+    first = await store.load(sid)
+    assert first is not None
+    assert first.watched is not None
+    await asyncio.sleep(3.0)  # past the first lease
+    renewed = await store.load(sid)
+    assert renewed is not None
+    assert renewed.watched is not None
+    assert renewed.watched > first.watched
+    assert renewed.watched > time.time()
+    await as_session(raw, a, "/write", sid, theme="dark")
+    assert await ws.receive_json(timeout=1) == {"changed": ["theme"], "theme": "dark"}
+    await ws.close()
+    await asyncio.sleep(2.5)  # no socket renews it now
+    lapsed = await store.load(sid)
+    assert lapsed is not None
+    assert lapsed.watched is not None
+    assert lapsed.watched < time.time()
+
+
 @pytest.mark.parametrize("change", [{"role": "member"}, {"user": "-"}])
 async def test_a_socket_that_loses_its_rights_is_closed_with_4003(
     pair: list[Client], change: dict[str, str], raw: aiohttp.ClientSession
