@@ -86,7 +86,7 @@ class SessionManager:
             await self.sockets.revoke(doomed)
         if session._new:
             await self._save_new(session, ended=bool(doomed))
-        elif session._set or session._removed or session._max_age_set:
+        elif session._changed or session._max_age_set:
             await self._save_existing(session, session._changes())
         elif session._touch or session._due:
             await self._save_existing(session, None)
@@ -119,13 +119,7 @@ class SessionManager:
 
     async def _save_new(self, session: Session, *, ended: bool) -> None:
         record = session._record
-        wanted = (
-            record.data
-            or session._set
-            or session._removed
-            or session._touch
-            or self.config.save_uninitialized
-        )
+        wanted = record.data or session._changed or session._touch or self.config.save_uninitialized
         if not wanted:
             # Only a session this request ended loses its cookie: an unknown or stale id on a
             # request that wrote nothing is left alone, as it may be a newer cookie's neighbour
@@ -210,23 +204,25 @@ class SessionManager:
         """Reload a session from the store, keeping the changes it has not saved yet."""
         if session._new or self.store.stateless:
             return
-        pending = {key: session._record.data[key] for key in session._set}
-        removed = set(session._removed)
+        changed = dict(session._changed)
+        pending = {key: session._record.data[key] for key, kept in changed.items() if kept}
         await self.reload(session)
         if session._new:
             return
-        for key in removed:
-            session._record.data.pop(key, None)
-        session._record.data.update(pending)
-        session._set.update(pending)
-        session._removed.update(removed)
+        data = session._record.data
+        for key, kept in changed.items():
+            if kept:
+                data[key] = pending[key]
+            else:
+                data.pop(key, None)
+        session._changed.update(changed)
 
     def apply(self, session: Session, keys: frozenset[str], values: Mapping[str, Any]) -> None:
         """Give a session the values another request saved under ``keys`` (absent: removed),
         except those it changed itself and has not saved yet."""
         data = session._record.data
         fresh = copy_decoded({k: v for k, v in values.items() if k in keys})  # no aliasing
-        for key in keys - session._set - session._removed:
+        for key in keys - session._changed.keys():
             if key in fresh:
                 data[key] = fresh[key]
             else:
