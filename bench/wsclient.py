@@ -2,11 +2,12 @@
 library, so the server is what saturates).
 
 ``handshakes``: N workers open and close WebSockets for a fixed time; prints one JSON line.
-``hold``: opens many WebSockets and keeps them; prints ``{"event": "ready", ...}``, then obeys
-commands on stdin, one a line:
+``hold``: opens many WebSockets (from ``--source``, a loopback address of its own) and keeps
+them; prints ``{"event": "ready", ...}``, then obeys commands on stdin, one a line:
 
-- ``revoke URL``: POST to URL (the server's logout route) and time until every socket has
-  received its close frame; prints the timings as JSON.
+- ``wait close SECONDS``: wait until every socket has received its close frame; prints when
+  each did (``time.monotonic()``, the system-wide clock the runner reads too) and the codes.
+- ``wait text COUNT SECONDS``: the same for each socket's COUNT-th text or binary message.
 - ``close``: closes every socket and exits.
 
 Only loopback addresses are accepted, and every loop is bounded in time and count.
@@ -23,6 +24,7 @@ import json
 import os
 import resource
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +52,10 @@ class WsProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.loop = loop
         self.upgraded: asyncio.Future[None] = loop.create_future()
-        #: (close code or -1 when the connection dropped, loop.time() of receipt)
+        #: (close code or -1 when the connection dropped, time.monotonic() of receipt)
         self.closed: asyncio.Future[tuple[int, float]] = loop.create_future()
+        #: time.monotonic() of each text or binary message received
+        self.messages: list[float] = []
         self.transport: asyncio.Transport | None = None
         self.close_sent = False
         self._buffer = bytearray()
@@ -128,10 +132,12 @@ class WsProtocol(asyncio.Protocol):
             opcode = buf[0] & 0x0F
             payload = bytes(buf[offset : offset + length])
             del buf[: offset + length]
-            if opcode == 0x8:
+            if opcode in (0x1, 0x2):
+                self.messages.append(time.monotonic())
+            elif opcode == 0x8:
                 code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
                 if not self.closed.done():
-                    self.closed.set_result((code, self.loop.time()))
+                    self.closed.set_result((code, time.monotonic()))
                 # Echo the code, as a polite client does (1005: the frame had none).
                 self.send_close(code if 1000 <= code < 5000 and code != 1005 else 1000)
                 return
@@ -150,16 +156,28 @@ class WsProtocol(asyncio.Protocol):
         if not self.upgraded.done():
             self.upgraded.set_exception(ConnectionError(f"connection lost: {exc}"))
         if not self.closed.done():
-            self.closed.set_result((-1, self.loop.time()))
+            self.closed.set_result((-1, time.monotonic()))
 
 
 async def open_ws(
-    host: str, port: int, path: str, origin: str, cookie: str | None, timeout: float
+    host: str,
+    port: int,
+    path: str,
+    origin: str,
+    cookie: str | None,
+    timeout: float,
+    source: str | None = None,
 ) -> WsProtocol:
-    """Connect and complete the handshake; raises on refusal or timeout."""
+    """Connect (from the ``source`` address, if given) and complete the handshake; raises on
+    refusal or timeout."""
     loop = asyncio.get_running_loop()
     _, proto = await asyncio.wait_for(
-        loop.create_connection(lambda: WsProtocol(host, port, path, origin, cookie), host, port),
+        loop.create_connection(
+            lambda: WsProtocol(host, port, path, origin, cookie),
+            host,
+            port,
+            local_addr=(source, 0) if source else None,
+        ),
         timeout,
     )
     try:
@@ -224,8 +242,9 @@ async def hold(args: argparse.Namespace) -> None:
     async def opener(i: int) -> None:
         async with gate:
             try:
+                cookie = cookies[i % len(cookies)]
                 proto = await open_ws(
-                    args.host, args.port, args.path, origin, cookies[i % len(cookies)], 30
+                    args.host, args.port, args.path, origin, cookie, 30, args.source
                 )
                 sockets.append(proto)
             except (OSError, asyncio.TimeoutError) as exc:
@@ -255,43 +274,39 @@ async def hold(args: argparse.Namespace) -> None:
             await close_all(sockets)
             emit({"event": "closed"})
             return
-        if line.startswith("revoke "):
-            emit(await revoke(sockets, line.split(" ", 1)[1], args.revoke_timeout))
+        words = line.split()
+        if words[:2] == ["wait", "close"]:
+            emit(await wait_for(sockets, float(words[2]), closed=True))
+        elif words[:2] == ["wait", "text"]:
+            emit(await wait_for(sockets, float(words[3]), count=int(words[2])))
 
 
-async def revoke(sockets: list[WsProtocol], url: str, timeout: float) -> dict[str, Any]:
-    """POST the logout route; time until every socket has its close frame."""
-    import aiohttp
-    from yarl import URL
+async def wait_for(
+    sockets: list[WsProtocol], timeout: float, *, closed: bool = False, count: int = 0
+) -> dict[str, Any]:
+    """Wait until every socket has its close frame (``closed``) or its ``count``-th message;
+    report when each did, as ``time.monotonic()`` values."""
 
-    if URL(url).host not in _LOOPBACK:
-        raise SystemExit(f"refusing a non-loopback URL: {url}")
-    loop = asyncio.get_running_loop()
-    pending = [p.closed for p in sockets if not p.closed.done()]
-    t0 = loop.time()
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp,
-    ):
-        body = await resp.text()
-        status = resp.status
-    t_response = loop.time()
-    if pending:
-        await asyncio.wait(pending, timeout=timeout)
-    results = [p.closed.result() for p in sockets if p.closed.done()]
-    codes = collections.Counter(code for code, _ in results)
-    times = sorted(at - t0 for _, at in results)
+    def reached(proto: WsProtocol) -> bool:
+        return proto.closed.done() if closed else len(proto.messages) >= count
+
+    deadline = time.monotonic() + timeout
+    # Polling is fine: each receipt time was taken when its frame arrived, not here.
+    while not all(reached(p) for p in sockets) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    done = [p for p in sockets if reached(p)]
+    if closed:
+        results = [p.closed.result() for p in done]
+        codes = collections.Counter(str(code) for code, _ in results)
+        times = [at for _, at in results]
+    else:
+        codes = collections.Counter()
+        times = [p.messages[count - 1] for p in done]
     return {
-        "event": "revoked",
-        "status": status,
-        "body": body[:200],
-        "response_ms": (t_response - t0) * 1000,
-        "closed": len(results),
-        "missing": len(sockets) - len(results),
-        "codes": {str(k): v for k, v in codes.items()},
-        "first_ms": times[0] * 1000 if times else None,
-        "median_ms": times[len(times) // 2] * 1000 if times else None,
-        "all_ms": times[-1] * 1000 if times and len(results) == len(sockets) else None,
+        "event": "waited",
+        "times": times,
+        "missing": len(sockets) - len(done),
+        "codes": dict(codes),
     }
 
 
@@ -323,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sockets", type=int, default=10_000, help="hold: sockets to open")
     parser.add_argument("--concurrency", type=int, default=200, help="hold: handshakes in flight")
     parser.add_argument("--open-timeout", type=float, default=180.0, help="hold: seconds")
-    parser.add_argument("--revoke-timeout", type=float, default=60.0, help="hold: seconds")
+    parser.add_argument("--source", help="hold: the loopback address to connect from")
     parser.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
@@ -331,8 +346,8 @@ def main(argv: list[str] | None = None) -> None:
         help="the client's event loop: uvloop when installed (a cheaper client), else asyncio",
     )
     args = parser.parse_args(argv)
-    if args.host not in _LOOPBACK:
-        parser.error("only loopback hosts are allowed")
+    if args.host not in _LOOPBACK or not (args.source or "127.").startswith("127."):
+        parser.error("only loopback addresses are allowed")
     args.cookies = json.loads(Path(args.cookies_file).read_text()) if args.cookies_file else None
     raise_nofile()
     runner = asyncio.run
