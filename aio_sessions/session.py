@@ -34,7 +34,6 @@ class Session(MutableMapping[str, Any]):
         "_max_age_set",
         "_new",
         "_record",
-        "_replace",
         "_token",
         "_touch",
     )
@@ -53,7 +52,6 @@ class Session(MutableMapping[str, Any]):
         # Keys this request assigned (True) or deleted (False). One dict, not two sets: a
         # socket keeps its Session for hours, and an empty set costs 216 bytes.
         self._changed: dict[str, bool] = {}
-        self._replace = new
         self._touch = False
         # Set when this request assigned max_age: only then is the stored one replaced.
         self._max_age_set = False
@@ -129,8 +127,10 @@ class Session(MutableMapping[str, Any]):
 
     @property
     def dirty(self) -> bool:
-        """True when there is something to write back."""
-        return bool(self._replace or self._changed or self._touch)
+        """True when there is something to write back: keys written or deleted, the lifetime
+        extended, or the session ended or regenerated (its old id to delete). A fresh
+        session that nothing wrote is not dirty."""
+        return bool(self._changed or self._touch or self._doomed)
 
     @property
     def max_age(self) -> int | None:
@@ -171,7 +171,6 @@ class Session(MutableMapping[str, Any]):
         """Become a fresh, empty, unsaved session (what a destroyed session continues as)."""
         self._record = _blank_record()
         self._new = True
-        self._replace = True
         self._changed.clear()
         self._touch = False
         self._max_age_set = False
@@ -186,7 +185,6 @@ class Session(MutableMapping[str, Any]):
             self._doomed.append(self._record.id)
         self._record.id = new_id()
         self._new = True
-        self._replace = True
 
     # -- flash messages ---------------------------------------------------------------
 
@@ -227,7 +225,7 @@ class Session(MutableMapping[str, Any]):
         return bool(self._new or self._doomed or self._changed or self._touch or self._due)
 
     def _changes(self) -> Changes | None:
-        if self._replace:
+        if self._new:
             return None
         data = self._record.data
         changed = self._changed
@@ -239,7 +237,6 @@ class Session(MutableMapping[str, Any]):
 
     def _mark_saved(self) -> None:
         self._new = False
-        self._replace = False
         self._touch = False
         self._max_age_set = False
         self._due = False
