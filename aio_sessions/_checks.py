@@ -21,7 +21,10 @@ _HINTS = {
     "decoder": "records are always aiohttp-session's JSON: leave decoder out",
     "key_factory": "session ids are always secrets.token_urlsafe(32): leave key_factory out",
     "storage": "pass the store as the second argument: setup(app, store)",
-    "secret_key": "the key belongs to the store: setup(app, EncryptedCookieStore(secret_key))",
+    "secret_key": (
+        "a cookie store's key belongs to it: setup(app, EncryptedCookieStore(secret_key)); "
+        "secret=... signs the ids of a server-side store"
+    ),
     "redis_pool": "the client belongs to the store: setup(app, RedisStore(client))",
     "expires": "the cookie lifetime is max_age, in seconds: max_age=3600",
     "timeout": "write idle_timeout=1800 (seconds without a request) or absolute_timeout=86400",

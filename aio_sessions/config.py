@@ -4,33 +4,28 @@ from __future__ import annotations
 
 import inspect
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from email.utils import formatdate
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from ._checks import check_bool, check_positive, check_str, describe, unknown_option
 from .cookies import (
-    EPOCH,
     SECURE_PREFIXES,
     check_cookie_name,
     check_domain,
     check_path,
     check_samesite,
-    cookie_value,
+    check_token_header,
 )
-from .errors import CookieTooLarge
 from .origins import check_origins, normalize_origin
+from .signing import SecretArg, Signer, check_secret
 from .stores._json import MAX_AGE_LIMIT
 from .stores.base import SessionRecord, Store
 
 #: Server-side lifetime of a session when neither ``idle_timeout`` nor ``max_age`` is set.
 DEFAULT_LIFETIME = 14 * 24 * 3600
-# Browsers keep a cookie only when its name and value together fit in 4096 bytes.
-_COOKIE_LIMIT = 4096
 _TIMEOUTS = {"idle_timeout": "idle_timeout=1800", "absolute_timeout": "absolute_timeout=86400"}
 _FLAGS = (
     "rolling",
@@ -109,10 +104,14 @@ class SessionConfig:
     ws_origins: tuple[str, ...] = ()
     ws_allow_missing_origin: bool = False
     ws_touch: bool = False
+    #: Kept as a tuple of bytes, newest first; never shown in a repr.
+    secret: SecretArg | None = field(default=None, repr=False)
+    token_header: str | None = None
+    #: Signs and verifies session tokens with ``secret`` (passes them through without one).
+    signer: Signer = field(init=False, repr=False, compare=False, default=Signer())
     # Derived once from the options above, for the per-request paths.
     _lifetime: float = field(init=False, repr=False, compare=False, default=0.0)
     _touch_every: float = field(init=False, repr=False, compare=False, default=0.0)
-    _cookie_attrs: str = field(init=False, repr=False, compare=False, default="")
     # True when every cookie must be Secure, False when none may be, None: by request.
     _secure: bool | None = field(init=False, repr=False, compare=False, default=None)
 
@@ -139,19 +138,15 @@ class SessionConfig:
         check_samesite(self.samesite)
         check_str("user_key", self.user_key, "user_key='user'", optional=True)
         object.__setattr__(self, "ws_origins", check_origins("ws_origins", self.ws_origins))
+        keys = check_secret(self.secret)
+        object.__setattr__(self, "secret", keys)
+        object.__setattr__(self, "signer", Signer(keys))
+        check_token_header(self.token_header)
         self._check_secure_cookie()
         limits = [t for t in (self.idle_timeout, self.max_age) if t is not None]
         object.__setattr__(self, "_lifetime", min(limits) if limits else DEFAULT_LIFETIME)
         if self.idle_timeout is not None:
             object.__setattr__(self, "_touch_every", min(60.0, self.idle_timeout / 10))
-        attrs = f"; Path={self.path}"
-        if self.domain is not None:
-            attrs += f"; Domain={self.domain}"
-        if self.httponly:
-            attrs += "; HttpOnly"
-        if self.samesite is not None:
-            attrs += f"; SameSite={self.samesite}"
-        object.__setattr__(self, "_cookie_attrs", attrs)
 
     def _check_secure_cookie(self) -> None:
         """Refuse what makes browsers drop the cookie: SameSite=None or a __Secure-/__Host-
@@ -223,7 +218,7 @@ class SessionConfig:
             return since >= self._touch_every
         return since >= self.lifetime(record) / 2
 
-    # -- the cookie -----------------------------------------------------------------
+    # -- the request ----------------------------------------------------------------
 
     def scheme(self, request: web.BaseRequest) -> str:
         """The scheme the browser used: X-Forwarded-Proto counts only with ``trust_proxy``."""
@@ -252,34 +247,3 @@ class SessionConfig:
         if host == host.lower() and not host.endswith((":80", ":443")):
             return origin
         return normalize_origin(origin)
-
-    def check_cookie(self, value: str) -> None:
-        """Refuse a cookie that browsers would silently drop."""
-        size = len(self.cookie_name) + 1 + len(cookie_value(value))
-        if size > _COOKIE_LIMIT:
-            raise CookieTooLarge(
-                f"the session cookie would be {size} bytes, over the {_COOKIE_LIMIT} bytes "
-                "browsers keep: store less in the session or use a server-side store"
-            )
-
-    def delete_cookie(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
-        self.set_cookie(request, response, "", 0)
-
-    def set_cookie(
-        self,
-        request: web.BaseRequest,
-        response: web.StreamResponse,
-        value: str,
-        max_age: int | None,
-    ) -> None:
-        """Add the session's Set-Cookie header; works before and during prepare."""
-        # Written straight into the headers: aiohttp turns response.set_cookie() into
-        # headers before on_response_prepare runs, so a cookie set there would be lost.
-        header = f"{self.cookie_name}={cookie_value(value)}{self._cookie_attrs}"
-        if max_age is not None:
-            # Expires beside Max-Age, as aiohttp-session sends, for clients that know only it.
-            expires = formatdate(time.time() + max_age, usegmt=True) if max_age else EPOCH
-            header += f"; Max-Age={max_age}; expires={expires}"
-        if self.is_secure(request):
-            header += "; Secure"
-        response.headers.add(hdrs.SET_COOKIE, header)

@@ -1,4 +1,5 @@
-"""The session cookie on the wire: reading its values, checking its attributes, encoding it."""
+"""The session cookie on the wire: reading its values, checking its attributes and the
+token header's name, encoding it."""
 
 from __future__ import annotations
 
@@ -99,6 +100,58 @@ def check_cookie_name(name: str) -> None:
     fix = f"did you mean cookie_name={fixed!r}?" if fixed else "e.g. cookie_name='AIOHTTP_SESSION'"
     expected = "a cookie name: letters, digits and !#$%&'*+-.^_`|~, no spaces"
     raise ValueError(describe("cookie_name", name, expected, fix))
+
+
+# Headers HTTP, proxies, browsers or this library already give a meaning to: a session token
+# there would be dropped, rewritten, sent where it must not go, or would clash with
+# authentication. Names are compared lower-case.
+_TAKEN_HEADERS = frozenset(
+    (
+        "authentication-info",
+        "authorization",
+        "cache-control",
+        "connection",
+        "expect",
+        "forwarded",
+        "host",
+        "keep-alive",
+        "location",
+        "origin",
+        "referer",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "vary",
+        "via",
+        "www-authenticate",
+        "x-real-ip",
+    )
+)
+_COOKIE_HEADERS = ("cookie", "set-cookie", "cookie2", "set-cookie2")
+_TAKEN_PREFIXES = ("sec-", "proxy-", "access-control-", "x-forwarded-", "content-")
+_HEADER_FIX = "e.g. token_header='X-Session-Token'"
+
+
+def check_token_header(name: str | None) -> None:
+    """``setup(token_header=...)``: a header name of the app's own (an RFC 7230 token), not
+    one that HTTP, proxies or browsers act on."""
+    check_str("token_header", name, "token_header='X-Session-Token'", optional=True)
+    if name is None:
+        return
+    if not _TOKEN.fullmatch(name):
+        expected = "a header name: letters, digits and !#$%&'*+-.^_`|~, no spaces or ':'"
+        raise ValueError(describe("token_header", name, expected, _HEADER_FIX))
+    lower = name.lower()
+    if lower in _COOKIE_HEADERS:
+        expected = "a header of its own: the session cookie already travels in Cookie/Set-Cookie"
+        raise ValueError(describe("token_header", name, expected, _HEADER_FIX))
+    if lower in _TAKEN_HEADERS or lower.startswith(_TAKEN_PREFIXES):
+        expected = (
+            "a header of the app's own, not one HTTP, proxies or browsers act on "
+            "(hop-by-hop, authentication, origin, forwarding, Sec-, Proxy-, Content-)"
+        )
+        raise ValueError(describe("token_header", name, expected, _HEADER_FIX))
 
 
 def check_samesite(samesite: str | None) -> None:

@@ -15,6 +15,7 @@ from .registry import SocketRegistry
 from .session import Session
 from .stores._json import copy_decoded
 from .stores.base import Changes, SessionRecord, Store
+from .transport import Transport
 from .users import UserIndex
 
 log = logging.getLogger("aio_sessions")
@@ -35,8 +36,12 @@ class SessionManager:
     """
 
     def __init__(self, store: Store, config: SessionConfig) -> None:
+        if config.secret and store.stateless:
+            raise ValueError(_secret_on_cookie_store(store))
         self.store = store
         self.config = config
+        #: The session token in and out of requests: the cookie, the token header, signing.
+        self.transport = Transport(config)
         #: The per-user index ("log out everywhere"), kept in step with each save.
         self.users = UserIndex(store, config)
         #: The store's event channel between processes (revocations, pushes, changes).
@@ -138,7 +143,7 @@ class SessionManager:
         if link is not None:
             await self.store.link_user(*link)
         if self.store.stateless:
-            self.config.check_cookie(value)
+            self.transport.check_size(value)
         if value != session._token:  # else the browser has it: announced on a socket's 101
             session._cookie = value
         session._token = value
@@ -161,7 +166,7 @@ class SessionManager:
             session._start_over()
             return
         if self.store.stateless:
-            self.config.check_cookie(value)
+            self.transport.check_size(value)
         else:
             # The stored max_age may be longer than this request knew: renew on that.
             await self.users.renew(record, now, wrote_user=False)
@@ -242,9 +247,11 @@ class SessionManager:
     # -- by id, outside a request -------------------------------------------------------
 
     async def create(self, data: Mapping[str, Any] | None = None) -> str:
-        """Store a new session holding ``data``; return the value for its cookie.
+        """Store a new session holding ``data``; return its id, which the other methods take.
 
-        For server-side stores that value is the session id.
+        For a cookie store the id is the whole cookie. What a client presents for the
+        session (the cookie's value, the token header's) is ``token(id)``: the same but
+        signed with ``setup(secret=...)``.
         """
         session = Session._fresh(self)
         session.update(data or {})
@@ -252,6 +259,11 @@ class SessionManager:
         await self._save_new(session, ended=False)
         assert session._token is not None
         return session._token
+
+    def token(self, session_id: str) -> str:
+        """The value a client presents for a session: its cookie's value and, with
+        ``token_header``, that header's. The id itself, or signed with ``secret``."""
+        return self.transport.token(session_id)
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
         """A copy of a live session's data, or None."""
@@ -347,3 +359,14 @@ class SessionManager:
 
 def _changed_keys(changes: Changes) -> frozenset[str]:
     return frozenset(changes.set) | changes.removed
+
+
+def _secret_on_cookie_store(store: Store) -> str:
+    """Why ``secret=`` and a cookie store do not go together, and what to write instead."""
+    name = type(store).__name__
+    return (
+        f"secret= signs session ids kept on the server, and {name} keeps the whole session "
+        "in a cookie that its own key already authenticates: a signature would only add bytes "
+        f"to a cookie browsers cap at 4096. Leave secret out (rotate keys with "
+        f"{name}([new_key, old_key])), or keep sessions on the server, e.g. RedisStore"
+    )

@@ -19,7 +19,6 @@ from aiohttp.typedefs import Handler
 from ._checks import describe
 from .activity import SocketActivity
 from .config import SessionConfig, check_store
-from .cookies import read_cookies
 from .errors import StoreUnavailable
 from .manager import SessionManager
 from .registry import Guard, SocketRegistry, bind, unbind
@@ -48,8 +47,8 @@ class _RequestState:
         self.guard: Guard | None = None
 
     async def load(self, request: web.BaseRequest) -> Session:
-        cookies = read_cookies(request, self.manager.config.cookie_name)
-        session = await self.manager.load(*cookies)
+        """The request's session, by the tokens it presents (HTTP and WebSocket handshakes)."""
+        session = await self.manager.load(*self.manager.transport.incoming(request))
         if self.session is None:  # another task of this request may have won
             self.session = session
         return self.session
@@ -63,13 +62,8 @@ class _RequestState:
         if session is None:
             return
         cookie = await self.manager.commit(session, socket=socket)
-        if cookie is None:
-            return
-        config = self.manager.config
-        if cookie:
-            config.set_cookie(request, response, cookie, session.max_age)
-        else:
-            config.delete_cookie(request, response)
+        if cookie is not None:
+            self.manager.transport.send(request, response, cookie, session.max_age)
 
 
 _STATE: Final = web.RequestKey("aio_sessions.state", _RequestState)
@@ -300,7 +294,13 @@ async def get_session(request: web.Request) -> Session:
 
 
 async def new_session(request: web.Request) -> Session:
-    """Destroy the request's current session, if any, and return a fresh one."""
+    """Destroy the request's current session, if any, and return it fresh: empty, with a
+    new id, its old record deleted and its old sockets closed when the response is committed.
+
+    It is the same ``Session`` object that ``get_session`` returned before and returns
+    afterwards (a request has one session), so references taken earlier see the fresh
+    session too; aiohttp-session's ``new_session`` instead returns a new object.
+    """
     session = await get_session(request)
     session.invalidate()
     return session
