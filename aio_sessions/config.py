@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ._checks import check_bool, check_positive, check_str, describe, unknown_option
+from ._ids import IdFactory, check_id_factory, made_by, new_id
 from .cookies import (
     SECURE_PREFIXES,
     check_cookie_name,
@@ -106,6 +107,7 @@ class SessionConfig:
     ws_touch: bool = False
     #: Kept as a tuple of bytes, newest first; never shown in a repr.
     secret: SecretArg | None = field(default=None, repr=False)
+    id_factory: IdFactory | None = None
     token_header: str | None = None
     #: Signs and verifies session tokens with ``secret`` (passes them through without one).
     signer: Signer = field(init=False, repr=False, compare=False, default=Signer())
@@ -141,6 +143,7 @@ class SessionConfig:
         keys = check_secret(self.secret)
         object.__setattr__(self, "secret", keys)
         object.__setattr__(self, "signer", Signer(keys))
+        check_id_factory(self.id_factory)
         check_token_header(self.token_header)
         self._check_secure_cookie()
         limits = [t for t in (self.idle_timeout, self.max_age) if t is not None]
@@ -171,6 +174,11 @@ class SessionConfig:
                 fix = f"e.g. path='/' or {renamed}"
                 raise ValueError(describe("path", self.path, expected, fix))
         object.__setattr__(self, "_secure", True)
+
+    def new_id(self) -> str:
+        """A new session id: from ``id_factory`` (checked each time), else 256 random bits."""
+        factory = self.id_factory
+        return new_id() if factory is None else made_by(factory)
 
     # -- lifetimes ------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from ._ids import new_id
 from .config import check_max_age
 from .stores.base import Changes, SessionRecord
 
@@ -65,7 +64,7 @@ class Session(MutableMapping[str, Any]):
 
     @classmethod
     def _fresh(cls, manager: SessionManager) -> Session:
-        return cls(manager, _blank_record(), new=True)
+        return cls(manager, _blank_record(manager), new=True)
 
     def __repr__(self) -> str:
         # Never the id: reprs end up in logs.
@@ -169,7 +168,7 @@ class Session(MutableMapping[str, Any]):
 
     def _start_over(self) -> None:
         """Become a fresh, empty, unsaved session (what a destroyed session continues as)."""
-        self._record = _blank_record()
+        self._record = _blank_record(self._manager)
         self._new = True
         self._changed.clear()
         self._touch = False
@@ -183,7 +182,7 @@ class Session(MutableMapping[str, Any]):
         """
         if self._named():
             self._doomed.append(self._record.id)
-        self._record.id = new_id()
+        self._record.id = self._manager.config.new_id()
         self._new = True
 
     # -- flash messages ---------------------------------------------------------------
@@ -249,6 +248,6 @@ def note_activity(session: Session, now: float) -> None:
     session._record.accessed = now
 
 
-def _blank_record() -> SessionRecord:
+def _blank_record(manager: SessionManager) -> SessionRecord:
     now = time.time()
-    return SessionRecord(new_id(), {}, int(now), now)
+    return SessionRecord(manager.config.new_id(), {}, int(now), now)

@@ -66,7 +66,7 @@ def test_bad_option_fails_at_setup(
         ("http_only", True, "did you mean httponly=True?"),
         ("encoder", json.dumps, "leave encoder out"),
         ("decoder", json.loads, "leave decoder out"),
-        ("key_factory", str, "leave key_factory out"),
+        ("key_factory", str, "write id_factory=..."),
         ("storage", {}, "setup(app, store)"),
         ("expires", 3600, "max_age=3600"),
         ("timeout", 60, "idle_timeout=1800"),
