@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from .config import SessionConfig
@@ -51,9 +51,13 @@ class SessionManager:
 
     # -- requests ---------------------------------------------------------------------
 
-    async def load(self, *tokens: str | None) -> Session:
-        """The session for the incoming cookie values: the first that names a live session,
-        else a fresh one. Several values come from same-name cookies of other paths."""
+    async def load(self, *tokens: str | None, stale: Collection[str] = ()) -> Session:
+        """The session for the incoming tokens: the first that names a live session, else a
+        fresh one. Several values come from same-name cookies of other paths.
+
+        ``stale``: tokens signed by an older secret, whose session's cookie is re-sent
+        signed with the newest one, so the old secret can leave the list later.
+        """
         now = 0.0
         tried: list[str] = []
         for token in tokens:
@@ -68,6 +72,8 @@ class SessionManager:
                 session = Session(self, record, new=False, token=token)
                 # Decided now, with the clock already read: activity counts from the request.
                 session._due = self.config.touch_due(record, now)
+                if token in stale:
+                    session._cookie = token
                 return session
         return Session._fresh(self)
 

@@ -48,7 +48,8 @@ class _RequestState:
 
     async def load(self, request: web.BaseRequest) -> Session:
         """The request's session, by the tokens it presents (HTTP and WebSocket handshakes)."""
-        session = await self.manager.load(*self.manager.transport.incoming(request))
+        tokens, stale = self.manager.transport.incoming(request)
+        session = await self.manager.load(*tokens, stale=stale)
         if self.session is None:  # another task of this request may have won
             self.session = session
         return self.session

@@ -170,6 +170,7 @@ class Session(MutableMapping[str, Any]):
         """Become a fresh, empty, unsaved session (what a destroyed session continues as)."""
         self._record = _blank_record(self._manager)
         self._new = True
+        self._cookie = None  # a cookie for the ended id (a re-signed one) must not go out
         self._changed.clear()
         self._touch = False
         self._max_age_set = False

@@ -77,21 +77,22 @@ class Signer:
             return session_id
         return f"{session_id}.{_mac(self._keys[0], session_id)}"
 
-    def verify(self, token: str) -> str | None:
-        """The session id a client's token names, or None when its signature does not verify
+    def verify(self, token: str) -> tuple[str, bool] | None:
+        """The session id a client's token names, and whether it is signed with the newest
+        key (else it is re-signed on the response); None when the signature does not verify
         under any key (tampered, unsigned, or signed by a secret that left the list).
 
         Decided without any store: a forged token costs an HMAC per key, never a lookup.
         """
         if not self._keys:
-            return token
+            return token, True
         session_id, dot, mac = token.rpartition(".")
         if not dot or len(mac) != _MAC_LENGTH or not valid_id(session_id):
             return None
         given = mac.encode("utf-8")
-        for key in self._keys:
+        for i, key in enumerate(self._keys):
             if hmac.compare_digest(given, _mac(key, session_id).encode("ascii")):
-                return session_id
+                return session_id, i == 0
         return None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from aiohttp import hdrs, web
 
@@ -23,6 +23,15 @@ if TYPE_CHECKING:
 
 # Browsers keep a cookie only when its name and value together fit in 4096 bytes.
 _COOKIE_LIMIT = 4096
+
+
+class Presented(NamedTuple):
+    """The tokens a request presents, verified."""
+
+    #: Session ids (or cookie-store tokens), in the order sent.
+    tokens: tuple[str, ...]
+    #: Those signed by an older secret of the list: the response re-signs them.
+    stale: frozenset[str]
 
 
 class Transport:
@@ -44,8 +53,8 @@ class Transport:
             attrs += f"; SameSite={config.samesite}"
         self._attrs = attrs
 
-    def incoming(self, request: web.BaseRequest) -> tuple[str, ...]:
-        """The verified tokens a request presents, in the order sent.
+    def incoming(self, request: web.BaseRequest) -> Presented:
+        """The verified tokens a request presents.
 
         The token header, when the request has it (even empty: no session), else every
         value of the session cookie. With a secret, a value whose signature does not verify
@@ -57,7 +66,9 @@ class Transport:
         else:
             values = read_cookies(request, self._name)
         verify = self._signer.verify
-        return tuple(token for value in values if (token := verify(value)) is not None)
+        verified = [found for value in values if (found := verify(value)) is not None]
+        stale = frozenset(token for token, newest in verified if not newest)
+        return Presented(tuple(token for token, _ in verified), stale)
 
     def token(self, value: str) -> str:
         """What a client keeps for a session id (or a cookie store's cookie)."""
