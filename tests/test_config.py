@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
+from dataclasses import fields
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 import aio_sessions
+from aio_sessions import MemoryStore, session_middleware
+from aio_sessions.config import SessionConfig
 
 from .conftest import MakeClient
 
@@ -274,3 +278,71 @@ async def test_forwarded_proto_only_with_trust_proxy(make_client: MakeClient) ->
     trusting = await make_client(trust_proxy=True)
     assert "Secure" in (await trusting.get("/count", headers=headers)).headers["Set-Cookie"]
     assert "Secure" not in (await trusting.get("/count")).headers.get("Set-Cookie", "")
+
+
+# A valid value other than the default, and a wrong one, for every option of setup().
+OPTION_SAMPLES: dict[str, tuple[object, object]] = {
+    "cookie_name": ("sid", "bad name"),
+    "max_age": (3600, 0),
+    "idle_timeout": (1800, -1),
+    "absolute_timeout": (86400.5, "1d"),
+    "rolling": (True, "yes"),
+    "renew": (True, 1),
+    "domain": ("example.test", "https://example.test"),
+    "path": ("/app", "app"),
+    "secure": (True, "true"),
+    "httponly": (False, None),
+    "samesite": ("Strict", "strict"),
+    "save_uninitialized": (True, "no"),
+    "trust_proxy": (True, 0),
+    "user_key": ("account", 1),
+    "ws_origins": (["https://app.example"], ["wss://app.example"]),
+    "ws_allow_missing_origin": (True, "yes"),
+    "ws_touch": (True, "yes"),
+    "secret": ("a secret of thirty-two bytes or more", "short"),
+    "id_factory": (lambda: uuid.uuid4().hex, lambda: "short"),
+    "token_header": ("X-Session-Token", "Set-Cookie"),
+}
+
+
+def _by_setup(options: dict[str, object]) -> SessionConfig:
+    return aio_sessions.setup(web.Application(), MemoryStore(), **options).config
+
+
+def _alone(options: dict[str, object]) -> SessionConfig:
+    return session_middleware(MemoryStore(), **options).manager.config
+
+
+def _outcome(make: Any, options: dict[str, object]) -> object:
+    """What building sessions with these options gives: the config, or the error."""
+    try:
+        return make(options)
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc)
+
+
+def test_every_option_is_sampled() -> None:
+    """A new option must be added to OPTION_SAMPLES, so the parity test below covers it."""
+    assert set(OPTION_SAMPLES) == {f.name for f in fields(SessionConfig) if f.init}
+
+
+@pytest.mark.parametrize("name", list(OPTION_SAMPLES))
+def test_setup_and_session_middleware_agree(name: str) -> None:
+    """Every option either takes is taken by the other, with the same config or error."""
+    good, bad = ({name: value} for value in OPTION_SAMPLES[name])
+    config = _outcome(_by_setup, good)
+    assert isinstance(config, SessionConfig)
+    assert config != SessionConfig()  # the sample is not the default
+    assert config == _outcome(_alone, good)
+    refused = _outcome(_by_setup, bad)
+    assert isinstance(refused, tuple)
+    assert name in refused[1]
+    assert refused == _outcome(_alone, bad)
+
+
+def test_setup_and_session_middleware_share_defaults() -> None:
+    by_setup = aio_sessions.setup(web.Application()).config
+    alone = session_middleware().manager.config
+    assert by_setup == alone == SessionConfig()
+    assert isinstance(session_middleware().manager.store, MemoryStore)
+    assert isinstance(aio_sessions.setup(web.Application()).store, MemoryStore)

@@ -233,3 +233,78 @@ async def test_expires_at_over_http_and_by_id(make_client: MakeClient) -> None:
     assert await manager.expires_at(sid) == pytest.approx(expires_at, abs=1)
     await manager.delete(sid)
     assert await manager.expires_at(sid) is None
+
+
+async def test_dirty_says_what_a_commit_would_write(make_client: MakeClient) -> None:
+    """A fresh session that nothing wrote is not dirty; writes, touches, ends and a new id
+    for a stored session are."""
+
+    async def states(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        seen = {"loaded": session.dirty}
+        session.regenerate()
+        seen["regenerated"] = session.dirty
+        if "write" in request.query:
+            session["x"] = 1
+            seen["written"] = session.dirty
+        if "end" in request.query:
+            session.invalidate()
+            seen["ended"] = session.dirty
+        return web.json_response(seen)
+
+    client = await make_client(("GET", "/states", states))
+    assert await (await client.get("/states")).json() == {"loaded": False, "regenerated": False}
+    assert await (await client.get("/states", params={"write": "1"})).json() == {
+        "loaded": False,
+        "regenerated": False,
+        "written": True,
+    }
+    assert await (await client.get("/states", params={"end": "1"})).json() == {
+        "loaded": False,  # stored, and this request wrote nothing yet
+        "regenerated": True,  # the old id must be deleted
+        "ended": True,
+    }
+
+
+async def test_dirty_after_touch_and_delete(make_client: MakeClient) -> None:
+    async def touch(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        before = session.dirty
+        if "x" in session:
+            del session["x"]
+        else:
+            session.touch()
+        return web.json_response([before, session.dirty])
+
+    client = await make_client(("GET", "/touch", touch))
+    assert await (await client.get("/touch")).json() == [False, True]  # fresh, then touched
+    await client.get("/count")
+    assert await (await client.get("/touch")).json() == [False, True]
+
+
+async def test_new_session_is_the_request_session(make_client: MakeClient) -> None:
+    """new_session returns the one Session of the request, emptied with a new id: the object
+    get_session returned before, and returns afterwards."""
+
+    async def restart(request: web.Request) -> web.Response:
+        before = await get_session(request)
+        old_id = before.id
+        fresh = await new_session(request)
+        after = await get_session(request)
+        return web.json_response(
+            {
+                "same": fresh is before is after,
+                "new_id": fresh.id != old_id,
+                "empty": before.empty,
+                "dirty": fresh.dirty,
+            }
+        )
+
+    client = await make_client(("POST", "/restart", restart))
+    await client.get("/count")
+    assert await (await client.post("/restart")).json() == {
+        "same": True,
+        "new_id": True,
+        "empty": True,
+        "dirty": True,  # the old session is to be deleted
+    }
