@@ -19,7 +19,8 @@ right above its fence, which GitHub and mkdocs do not show, saying how a reader 
     two requests. Redis addresses are replaced (see ``at_suite_redis``): ``127.0.0.1:6379`` is
     the suite's Redis, ``127.0.0.1:7000`` its Redis Cluster.
 
-Every block runs with ``SESSION_KEY`` in the environment (a fresh Fernet key) and must log
+Every block runs with ``SESSION_KEY`` (a fresh Fernet key) and ``SESSION_SECRET`` (a fresh
+``secret=``) in the environment and must log
 nothing at WARNING or above. A block without a marker, or with an unknown kind or scenario,
 fails: new documentation cannot slip through untested.
 """
@@ -32,6 +33,7 @@ import inspect
 import logging
 import os
 import re
+import secrets
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
@@ -53,7 +55,14 @@ from aio_sessions import EncryptedCookieStore, Store, get_manager, get_session, 
 from aio_sessions.stores.base import SessionRecord
 from aio_sessions.stores.redis import RedisStore
 
-from .conftest import MakeClient, aiohttp_session_client, read, replay, session_cookie
+from .conftest import (
+    MakeClient,
+    aiohttp_session_client,
+    read,
+    replay,
+    send_cookie,
+    session_cookie,
+)
 
 Client = TestClient[web.Request, web.Application]
 Namespace = dict[str, Any]
@@ -459,6 +468,35 @@ async def user_key(namespace: Namespace, h: Harness) -> None:
     assert await get_manager(app).logout_user("42") == 1
 
 
+@scenario("signed-ids")
+async def signed_ids(namespace: Namespace, h: Harness) -> None:
+    client = await h.serve(namespace["app"])
+    assert await (await client.get("/")).text() == "visits: 1"
+    token = session_cookie(client)
+    assert token.count(".") == 1
+    assert await (await client.get("/")).text() == "visits: 2"
+    forged = "A" + token[1:] if token[0] != "A" else "B" + token[1:]
+    for bad in (forged, token.partition(".")[0]):
+        assert await (await send_cookie(client, "/", bad)).text() == "visits: 1"
+    assert await (await client.get("/")).text() == "visits: 3"  # untouched by the forgeries
+
+
+@scenario("token-header")
+async def token_header(namespace: Namespace, h: Harness) -> None:
+    client = await h.serve(namespace["app"])
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as native:
+        resp = await native.post(client.make_url("/login"), data={"user": "ann"})
+        token = resp.headers["X-Session-Token"]
+        headers = {"X-Session-Token": token}
+        async with native.ws_connect(client.make_url("/updates"), headers=headers) as ws:
+            assert await ws.receive_str() == "hello ann"
+        resp = await native.post(client.make_url("/logout"), headers=headers)
+        assert resp.headers["X-Session-Token"] == ""
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await native.ws_connect(client.make_url("/updates"), headers=headers)
+        assert refused.value.status == 401
+
+
 # -- the tests -------------------------------------------------------------------------------
 
 KINDS = ("handler", "app", "module", "manager", "store")
@@ -505,6 +543,7 @@ async def test_doc_block(
 ) -> None:
     kind, name = kind_of(block)
     monkeypatch.setenv("SESSION_KEY", Fernet.generate_key().decode())
+    monkeypatch.setenv("SESSION_SECRET", secrets.token_urlsafe(32))
     h = Harness(aiohttp_client, request)
     if kind == "handler":
         await run_handler(block, h)
