@@ -19,7 +19,7 @@ COOKIE_OPTIONS = ("cookie_name", "domain", "max_age", "path", "secure", "httponl
 _HINTS = {
     "encoder": "records are always aiohttp-session's JSON: leave encoder out",
     "decoder": "records are always aiohttp-session's JSON: leave decoder out",
-    "key_factory": "write id_factory=..., a callable returning a new session id",
+    "key_factory": "ids come from setup(app, store, id_factory=...), a callable returning one",
     "storage": "pass the store as the second argument: setup(app, store)",
     "secret_key": (
         "a cookie store's key belongs to it: setup(app, EncryptedCookieStore(secret_key)); "

@@ -84,8 +84,8 @@ def test_store_must_be_a_store_instance(build: str, store: Any, value: str, fix:
             "passwrd=<hidden, length 7> (str)",
         ),
         (
-            lambda: aio_sessions.setup(web.Application(), secret="hunter2"),
-            "secret=<hidden, length 7> (str)",
+            lambda: aio_sessions.setup(web.Application(), secret_token="hunter2"),
+            "secret_token=<hidden, length 7> (str)",
         ),
     ],
     ids=["store-url", "redis-option", "setup-option"],
@@ -215,7 +215,7 @@ def test_store_constructors_refuse_cookie_options(call: Callable[[], object], mo
         (
             lambda: RedisStore(Redis(), key_factory=str),  # type: ignore[arg-type]
             "key_factory=str (class)",
-            "leave key_factory out",
+            "setup(app, store, id_factory=...)",
         ),
         (
             lambda: RedisStore.from_url("redis://localhost", decoder=json.loads),

@@ -70,7 +70,7 @@ def test_bad_option_fails_at_setup(
         ("http_only", True, "did you mean httponly=True?"),
         ("encoder", json.dumps, "leave encoder out"),
         ("decoder", json.loads, "leave decoder out"),
-        ("key_factory", str, "write id_factory=..."),
+        ("key_factory", str, "setup(app, store, id_factory=...)"),
         ("storage", {}, "setup(app, store)"),
         ("expires", 3600, "max_age=3600"),
         ("timeout", 60, "idle_timeout=1800"),
