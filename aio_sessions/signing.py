@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from ._checks import describe
 from ._ids import valid_id
@@ -60,6 +61,18 @@ def _key(name: str, value: object) -> bytes:
     return key
 
 
+class Verified(NamedTuple):
+    """The tokens a request presents, those whose signature verifies."""
+
+    #: Session ids (without a secret: the values as sent), in the order sent.
+    tokens: tuple[str, ...]
+    #: Those signed by an older secret of the list: the response re-signs them.
+    stale: frozenset[str]
+
+
+_NONE: frozenset[str] = frozenset()
+
+
 class Signer:
     """Signs session ids with the first key and verifies them with any of the keys.
 
@@ -77,23 +90,29 @@ class Signer:
             return session_id
         return f"{session_id}.{_mac(self._keys[0], session_id)}"
 
-    def verify(self, token: str) -> tuple[str, bool] | None:
-        """The session id a client's token names, and whether it is signed with the newest
-        key (else it is re-signed on the response); None when the signature does not verify
-        under any key (tampered, unsigned, or signed by a secret that left the list).
+    def verify(self, tokens: tuple[str, ...]) -> Verified:
+        """The session ids the tokens a client sent name, dropping every token whose
+        signature does not verify under any key (tampered, unsigned, or signed by a secret
+        that left the list).
 
         Decided without any store: a forged token costs an HMAC per key, never a lookup.
         """
         if not self._keys:
-            return token, True
-        session_id, dot, mac = token.rpartition(".")
-        if not dot or len(mac) != _MAC_LENGTH or not valid_id(session_id):
-            return None
-        given = mac.encode("utf-8")
-        for i, key in enumerate(self._keys):
-            if hmac.compare_digest(given, _mac(key, session_id).encode("ascii")):
-                return session_id, i == 0
-        return None
+            return Verified(tokens, _NONE)
+        ids: list[str] = []
+        stale: list[str] = []
+        for token in tokens:
+            session_id, dot, mac = token.rpartition(".")
+            if not dot or len(mac) != _MAC_LENGTH or not valid_id(session_id):
+                continue
+            given = mac.encode("utf-8")
+            for i, key in enumerate(self._keys):
+                if hmac.compare_digest(given, _mac(key, session_id).encode("ascii")):
+                    ids.append(session_id)
+                    if i:
+                        stale.append(session_id)
+                    break
+        return Verified(tuple(ids), frozenset(stale))
 
 
 def _mac(key: bytes, session_id: str) -> str:

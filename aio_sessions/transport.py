@@ -11,27 +11,19 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
 
 from .cookies import EPOCH, cookie_value, read_cookies
 from .errors import CookieTooLarge
+from .signing import Verified
 
 if TYPE_CHECKING:
     from .config import SessionConfig
 
 # Browsers keep a cookie only when its name and value together fit in 4096 bytes.
 _COOKIE_LIMIT = 4096
-
-
-class Presented(NamedTuple):
-    """The tokens a request presents, verified."""
-
-    #: Session ids (or cookie-store tokens), in the order sent.
-    tokens: tuple[str, ...]
-    #: Those signed by an older secret of the list: the response re-signs them.
-    stale: frozenset[str]
 
 
 class Transport:
@@ -53,7 +45,7 @@ class Transport:
             attrs += f"; SameSite={config.samesite}"
         self._attrs = attrs
 
-    def incoming(self, request: web.BaseRequest) -> Presented:
+    def incoming(self, request: web.BaseRequest) -> Verified:
         """The verified tokens a request presents.
 
         The token header, when the request has it (even empty: no session), else every
@@ -65,10 +57,7 @@ class Transport:
             values: tuple[str, ...] = tuple(request.headers.getall(header))
         else:
             values = read_cookies(request, self._name)
-        verify = self._signer.verify
-        verified = [found for value in values if (found := verify(value)) is not None]
-        stale = frozenset(token for token, newest in verified if not newest)
-        return Presented(tuple(token for token, _ in verified), stale)
+        return self._signer.verify(values)
 
     def token(self, value: str) -> str:
         """What a client keeps for a session id (or a cookie store's cookie)."""
