@@ -1,5 +1,6 @@
 """aiohttp-security over these sessions, with the real aiohttp-security package and a real
-server: its demo flow, the new id at login, log out everywhere, sockets closed at logout."""
+server: its demo flow, the new id at login, log out everywhere, sockets closed at logout, and
+the refusal of aiohttp-session's middleware beside ours."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiohttp_session
 import pytest
 from aiohttp import WSMsgType, hdrs, web
 from aiohttp.test_utils import TestClient
@@ -22,6 +24,8 @@ from aiohttp_security import (
     remember,
 )
 from aiohttp_security import setup as setup_security
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.fernet import Fernet
 
 import aio_sessions
 from aio_sessions import (
@@ -39,6 +43,8 @@ from .kits import KITS
 
 Client = TestClient[web.Request, web.Application]
 POLICY = web.AppKey("policy", SessionIdentityPolicy)
+# aiohttp-session keeps its request state under string keys, which aiohttp warns about.
+THEIR_WARNING = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 # A small user database: passwords and permissions, as aiohttp-security's demo has.
 PASSWORDS = {"alice": "wonderland", "bob": "builder"}
@@ -389,3 +395,77 @@ async def test_errors_say_what_to_write(
     error = logged_error(caplog)
     assert isinstance(error, RuntimeError)
     assert "call aio_sessions.setup(app, store) before aiohttp_security.setup" in str(error)
+
+
+# -- aiohttp-session's middleware beside ours -------------------------------------------------
+
+
+def their_storage(**options: Any) -> EncryptedCookieStorage:
+    return EncryptedCookieStorage(Fernet.generate_key().decode(), **options)
+
+
+async def both(request: web.Request) -> web.Response:
+    """Write to both libraries' sessions; answer what each held before."""
+    ours, theirs = await get_session(request), await aiohttp_session.get_session(request)
+    held = {"ours": ours.get("n"), "theirs": theirs.get("n")}
+    ours["n"] = theirs["n"] = (held["ours"] or 0) + 1
+    return web.json_response(held)
+
+
+@THEIR_WARNING
+async def test_what_both_middlewares_do(aiohttp_client: Any) -> None:
+    """What docs/security.md warns of, built by hand around the check: two Set-Cookie headers
+    of one name, and one library's data lost on every request, without an error."""
+    ours = aio_sessions.session_middleware()
+    app = web.Application(middlewares=[aiohttp_session.session_middleware(their_storage()), ours])
+    app.on_response_prepare.append(ours.on_response_prepare)
+    app.router.add_get("/", both)
+    client: Client = await aiohttp_client(app)
+    first = await client.get("/")
+    assert [h.split("=")[0] for h in first.headers.getall(hdrs.SET_COOKIE)] == [
+        "AIOHTTP_SESSION",
+        "AIOHTTP_SESSION",
+    ]
+    for _ in range(2):
+        assert await (await client.get("/")).json() == {"ours": None, "theirs": 1}
+
+
+@THEIR_WARNING
+async def test_setup_refuses_aiohttp_session_set_up_before() -> None:
+    app = web.Application()
+    aiohttp_session.setup(app, their_storage())
+    with pytest.raises(RuntimeError, match=r"aiohttp-session's middleware .* lost .* silently"):
+        aio_sessions.setup(app)
+    with pytest.raises(RuntimeError, match="not set up"):
+        get_manager(app)  # the app was left as it was
+
+
+@THEIR_WARNING
+@pytest.mark.parametrize("where", ["app", "sub-app"])
+async def test_startup_refuses_aiohttp_session_set_up_after(where: str) -> None:
+    """Installed after setup, aiohttp-session's middleware stops the app at startup, as
+    web.run_app starts it."""
+    app = web.Application()
+    aio_sessions.setup(app)
+    if where == "app":
+        aiohttp_session.setup(app, their_storage())
+    else:
+        admin = web.Application()
+        aiohttp_session.setup(admin, their_storage())
+        app.add_subapp("/admin", admin)
+    runner = web.AppRunner(app)
+    with pytest.raises(RuntimeError, match=r"Use one of them: remove aiohttp_session\.setup"):
+        await runner.setup()
+    await runner.cleanup()
+
+
+@THEIR_WARNING
+async def test_both_with_different_cookie_names_keep_their_data(aiohttp_client: Any) -> None:
+    """The way out the error names: different cookie names, and each library keeps its own."""
+    app = web.Application()
+    aiohttp_session.setup(app, their_storage(cookie_name="LEGACY_SESSION"))
+    aio_sessions.setup(app)
+    app.router.add_get("/", both)
+    client: Client = await aiohttp_client(app)
+    assert await (await client.get("/")).json() == {"ours": None, "theirs": None}
+    assert await (await client.get("/")).json() == {"ours": 1, "theirs": 1}
