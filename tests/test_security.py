@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiohttp_security
 import aiohttp_session
 import pytest
 from aiohttp import WSMsgType, hdrs, web
@@ -25,12 +26,15 @@ from aiohttp_security import (
 )
 from aiohttp_security import setup as setup_security
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from aiohttp_session.redis_storage import RedisStorage
 from cryptography.fernet import Fernet
+from redis.asyncio import Redis
 
 import aio_sessions
 from aio_sessions import (
     CLOSE_SESSION_REVOKED,
     MemoryStore,
+    RedisStore,
     Store,
     get_manager,
     get_session,
@@ -395,6 +399,31 @@ async def test_errors_say_what_to_write(
     error = logged_error(caplog)
     assert isinstance(error, RuntimeError)
     assert "call aio_sessions.setup(app, store) before aiohttp_security.setup" in str(error)
+
+
+@THEIR_WARNING
+async def test_logins_made_with_aiohttp_session_carry_over(
+    aiohttp_client: Any, redis_url: str
+) -> None:
+    """docs/security.md: with user_key="AIOHTTP_SECURITY", users that aiohttp-security logged
+    in over aiohttp-session's RedisStorage stay logged in, and log out everywhere finds them."""
+    redis = Redis.from_url(redis_url)
+    before = web.Application()
+    aiohttp_session.setup(before, RedisStorage(redis))
+    setup_security(before, aiohttp_security.SessionIdentityPolicy(), Permissions())
+    before.add_routes([web.post("/login", login), web.get("/public", public)])
+    theirs: Client = await aiohttp_client(before)
+    await log_in(theirs, "alice")
+    their_id = session_cookie(theirs)  # uuid4().hex: the Redis key AIOHTTP_SESSION_<id>
+
+    store = RedisStore(redis)
+    ours: Client = await aiohttp_client(demo_app(store, user_key="AIOHTTP_SECURITY"))
+    assert await (await send_cookie(ours, "/", their_id)).text() == "Hello, alice!"
+    assert (await send_cookie(ours, "/public", their_id)).status == 200
+    assert await get_manager(ours.app).logout_user("alice") == 1
+    assert await (await send_cookie(ours, "/", their_id)).text() == "You need to login"
+    await store.clear()
+    await redis.aclose()
 
 
 # -- aiohttp-session's middleware beside ours -------------------------------------------------
