@@ -19,6 +19,7 @@ from aiohttp.typedefs import Handler
 from ._checks import describe
 from .activity import SocketActivity
 from .config import SessionConfig, check_store
+from .conflicts import refuse_aiohttp_session
 from .errors import StoreUnavailable
 from .manager import SessionManager
 from .registry import Guard, SocketRegistry, bind, unbind
@@ -215,7 +216,8 @@ def setup(app: web.Application, store: Store | None = None, **options: Any) -> S
 
     ``options`` are the cookie and timeout settings (docs/options.md). Every argument is
     checked here, not on the first request: a wrong type raises TypeError, a bad value
-    ValueError, a second ``setup`` (or one after ``session_middleware``) RuntimeError.
+    ValueError, a second ``setup`` (or one after ``session_middleware``) RuntimeError, and
+    so does aiohttp-session's middleware on the same app, here or at startup.
     Returns the app's SessionManager.
     """
     if not isinstance(app, web.Application):
@@ -229,6 +231,7 @@ def setup(app: web.Application, store: Store | None = None, **options: Any) -> S
             "once, with every option, and do not add session_middleware() as well"
         )
     middleware = session_middleware(store, **options)
+    refuse_aiohttp_session(app, middleware.manager.config.cookie_name)
     app[_MANAGER] = middleware.manager
     app.middlewares.append(middleware)
     app.on_response_prepare.append(middleware.on_response_prepare)

@@ -497,6 +497,26 @@ async def token_header(namespace: Namespace, h: Harness) -> None:
         assert refused.value.status == 401
 
 
+@scenario("security")
+async def security(namespace: Namespace, h: Harness) -> None:
+    """aiohttp-security's demo flow; log out everywhere closes the user's socket."""
+    client = await h.serve(namespace["app"])
+    assert (await client.get("/public")).status == 401
+    resp = await client.post("/login", data={"username": "bob", "password": "builder"})
+    assert await resp.text() == "Hello, bob!"
+    assert [(await client.get(p)).status for p in ("/public", "/protected")] == [200, 403]
+    async with client.ws_connect("/feed", origin=str(client.make_url("/").origin())) as ws:
+        assert await ws.receive_str() == "hello bob"
+        assert await (await client.post("/logout-everywhere")).text() == "1 sessions ended"
+        closed = await ws.receive(timeout=1)
+        assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4001)
+    assert (await client.get("/public")).status == 401
+    await client.post("/login", data={"username": "alice", "password": "wonderland"})
+    assert (await client.get("/protected")).status == 200
+    assert await (await client.post("/logout")).text() == "You have been logged out"
+    assert (await client.get("/protected")).status == 401
+
+
 # -- the tests -------------------------------------------------------------------------------
 
 KINDS = ("handler", "app", "module", "manager", "store")
