@@ -31,7 +31,12 @@ class SessionManager:
     """The one place that applies the session policy to a store.
 
     The middleware uses it for every request; background tasks and admin tools reach it
-    with ``get_manager(app)`` to create, read, update and delete sessions by id.
+    with ``get_manager(app)`` to create, read, update and delete sessions by id. Its
+    ``sockets`` attribute is the app's ``SocketRegistry``.
+
+    Every method that reaches the store raises StoreUnavailable when it cannot be reached.
+    Times are epoch seconds. A cookie store keeps no session on the server: ``update``,
+    ``delete``, ``expires_at``, ``count`` and ``user_session_ids`` raise TypeError with it.
     """
 
     def __init__(self, store: Store, config: SessionConfig) -> None:
@@ -244,7 +249,8 @@ class SessionManager:
     async def create(self, data: Mapping[str, Any] | None = None) -> str:
         """Store a new session holding ``data``; return the value for its cookie.
 
-        For server-side stores that value is the session id.
+        For server-side stores that value is the session id; for a cookie store, the whole
+        encrypted cookie. Raises SerializationError for a value JSON cannot hold.
         """
         session = Session._fresh(self)
         session.update(data or {})
@@ -299,11 +305,12 @@ class SessionManager:
 
     async def logout_user(self, user: str | int) -> int:
         """Log ``user`` out everywhere: destroy their sessions, close their sockets in every
-        process. Returns how many sessions were destroyed.
+        process. Returns how many sessions were destroyed (0 when the user had none).
 
         ``user`` is the value under ``user_key``: a str, or an int (the same user as its
         decimal string). With a cookie store no session can be destroyed, but the sockets are
-        still closed.
+        still closed, and it returns 0. Raises TypeError for another type of ``user``, or
+        with ``setup(user_key=None)``, which keeps no per-user index.
         """
         name = self.user_name(user)
         session_ids = [] if self.store.stateless else await self.user_session_ids(name)

@@ -59,6 +59,7 @@ class EncryptedCookieStore(Store):
     be rotated without logging anyone out. The server keeps nothing, which means a session
     cannot be revoked before its cookie expires (set ``max_age`` or ``idle_timeout``), and
     concurrent requests of one session race: the last response's cookie wins.
+    A bad key raises TypeError or ValueError (the message never shows the key).
     """
 
     stateless = True
