@@ -535,6 +535,15 @@ def test_blocks_are_found() -> None:
     assert all(block.code.strip() for block in ALL_BLOCKS)
 
 
+def test_reference_covers_every_public_name() -> None:
+    """docs/reference.md renders each name of ``aio_sessions.__all__`` from its docstring."""
+    rendered = re.findall(
+        r"^::: aio_sessions\.(\w+)\s*$", (ROOT / "docs/reference.md").read_text(), re.M
+    )
+    missing = [name for name in aio_sessions.__all__ if name not in rendered]
+    assert not missing, f"add a line '::: aio_sessions.NAME' to docs/reference.md for: {missing}"
+
+
 def test_finder_and_markers(tmp_path: Path) -> None:
     """Fences of every form are found; a missing or unknown marker fails the block's test."""
     page = tmp_path / "page.md"
