@@ -125,7 +125,7 @@ async def session_changes(
     It ends when the socket closes or its session ends. With ``read=True`` (the default,
     for sockets that only push) it also reads the socket while waiting, so a client's close
     ends it; messages the client sends are passed over. A handler that reads messages itself
-    runs it in another task with ``read=False``.
+    runs it in another task with ``read=False``. Raises RuntimeError before ``ws.prepare()``.
     """
     from .middleware import socket_registry
 

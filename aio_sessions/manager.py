@@ -32,7 +32,12 @@ class SessionManager:
     """The one place that applies the session policy to a store.
 
     The middleware uses it for every request; background tasks and admin tools reach it
-    with ``get_manager(app)`` to create, read, update and delete sessions by id.
+    with ``get_manager(app)`` to create, read, update and delete sessions by id. Its
+    ``sockets`` attribute is the app's ``SocketRegistry``.
+
+    Every method that reaches the store raises StoreUnavailable when it cannot be reached.
+    Times are epoch seconds. A cookie store keeps no session on the server: ``update``,
+    ``delete``, ``expires_at``, ``count`` and ``user_session_ids`` raise TypeError with it.
     """
 
     def __init__(self, store: Store, config: SessionConfig) -> None:
@@ -258,6 +263,7 @@ class SessionManager:
         For a cookie store the id is the whole cookie. What a client presents for the
         session (the cookie's value, the token header's) is ``token(id)``: the same but
         signed with ``setup(secret=...)``.
+        Raises SerializationError for a value JSON cannot hold.
         """
         session = Session._fresh(self)
         session.update(data or {})
@@ -317,11 +323,12 @@ class SessionManager:
 
     async def logout_user(self, user: str | int) -> int:
         """Log ``user`` out everywhere: destroy their sessions, close their sockets in every
-        process. Returns how many sessions were destroyed.
+        process. Returns how many sessions were destroyed (0 when the user had none).
 
         ``user`` is the value under ``user_key``: a str, or an int (the same user as its
         decimal string). With a cookie store no session can be destroyed, but the sockets are
-        still closed.
+        still closed, and it returns 0. Raises TypeError for another type of ``user``, or
+        with ``setup(user_key=None)``, which keeps no per-user index.
         """
         name = self.user_name(user)
         session_ids = [] if self.store.stateless else await self.user_session_ids(name)

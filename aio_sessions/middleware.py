@@ -205,7 +205,8 @@ def session_middleware(store: Store | None = None, **options: Any) -> SessionMid
     Prefer ``setup()``: it also registers ``middleware.on_response_prepare`` on
     ``app.on_response_prepare``, without which responses that the handler prepares itself
     (streams, WebSocket handshakes) cannot carry the session. Without that hook the first
-    request logs an error and warns (RuntimeWarning).
+    request logs an error and warns (RuntimeWarning). ``store`` and ``options`` are checked
+    as ``setup`` checks them (TypeError, ValueError).
     """
     store = MemoryStore() if store is None else check_store(store)
     return SessionMiddleware(SessionManager(store, SessionConfig.from_options(options)))
@@ -255,6 +256,7 @@ def get_manager(app: web.Application | web.Request) -> SessionManager:
 
     Given a request, it is found the way aiohttp finds shared state (``config_dict``), so
     handlers of sub-applications reach the manager of the app that set sessions up.
+    Raises RuntimeError when sessions are not set up there.
     """
     try:
         if isinstance(app, web.Request):
@@ -291,7 +293,11 @@ def request_state(request: web.Request) -> _RequestState:
 
 
 async def get_session(request: web.Request) -> Session:
-    """The request's session, loaded on first use; raises StoreUnavailable (503)."""
+    """The request's session, loaded on first use; the same object on every call.
+
+    Raises StoreUnavailable (the middleware answers 503) when the store cannot be reached,
+    and RuntimeError when the app has no ``setup``.
+    """
     state = request_state(request)
     session = state.session
     return await state.load(request) if session is None else session

@@ -28,12 +28,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aio_sessions")
 
-#: Close code of a socket whose session was invalidated, regenerated or logged out.
 CLOSE_SESSION_REVOKED: Final = 4001
-#: Close code of a socket whose session passed its idle or absolute timeout.
+"""Close code of a socket whose session was invalidated, regenerated, deleted or logged out
+everywhere; the close reason is ``session revoked``."""
 CLOSE_SESSION_EXPIRED: Final = 4002
-#: Close code of a guarded socket whose session lost a required key or failed its check.
+"""Close code of a socket whose session passed its idle or absolute timeout; the close
+reason is ``session expired``."""
 CLOSE_SESSION_FORBIDDEN: Final = 4003
+"""Close code of a guarded socket whose session lost a key ``require_session`` asked for, or
+failed its check; the close reason is ``session forbidden``."""
 
 _REASONS = {
     CLOSE_SESSION_REVOKED: b"session revoked",

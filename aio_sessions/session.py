@@ -122,6 +122,7 @@ class Session(MutableMapping[str, Any]):
 
     @property
     def empty(self) -> bool:
+        """True when the session holds no keys."""
         return not self._record.data
 
     @property
@@ -133,10 +134,13 @@ class Session(MutableMapping[str, Any]):
 
     @property
     def max_age(self) -> int | None:
-        """This session's cookie lifetime; setting it overrides ``setup(max_age=...)``.
+        """This session's cookie lifetime in whole seconds, None for a browser-session cookie;
+        setting it overrides ``setup(max_age=...)``.
 
         Typical use: a "remember me" login sets ``session.max_age = 30 * 24 * 3600``. Only
         the request that sets it writes it: concurrent requests keep the stored value.
+        Setting anything but a positive ``int`` of at most ten years, or None, raises
+        TypeError or ValueError.
         """
         return self._record.max_age or self._manager.config.max_age
 
@@ -147,7 +151,10 @@ class Session(MutableMapping[str, Any]):
         self._touch = True
 
     def changed(self, *keys: str) -> None:
-        """Mark keys as modified (all keys when none are named) after in-place mutation."""
+        """Mark keys as modified (all keys when none are named) after in-place mutation.
+
+        Raises KeyError for a key the session does not hold.
+        """
         for key in keys or tuple(self._record.data):
             if key not in self._record.data:
                 raise KeyError(key)
@@ -189,7 +196,11 @@ class Session(MutableMapping[str, Any]):
     # -- flash messages ---------------------------------------------------------------
 
     def flash(self, message: Any) -> None:
-        """Queue a message for the next request that calls ``pop_flash``."""
+        """Queue a message for the next request that calls ``pop_flash``.
+
+        The message is stored with the session: anything JSON can hold (a str, or a dict such
+        as ``{"level": "error", "text": ...}``).
+        """
         queue = list(self._record.data.get(_FLASH_KEY, []))
         queue.append(message)
         self[_FLASH_KEY] = queue
@@ -204,11 +215,20 @@ class Session(MutableMapping[str, Any]):
     # -- explicit persistence ---------------------------------------------------------
 
     async def save(self) -> None:
-        """Write pending changes now (the middleware does it for HTTP responses)."""
+        """Write pending changes now (the middleware does it for HTTP responses).
+
+        Raises StoreUnavailable when the store cannot be reached, SerializationError for a
+        value JSON cannot hold, and CookieTooLarge when a cookie store's cookie would be too
+        large for browsers.
+        """
         await self._manager.save(self)
 
     async def reload(self) -> None:
-        """Replace the data with what the store holds now; unsaved changes are dropped."""
+        """Replace the data with what the store holds now; unsaved changes are dropped.
+
+        A session that has ended meanwhile becomes a new, empty one. Raises StoreUnavailable
+        when the store cannot be reached; does nothing with a cookie store.
+        """
         await self._manager.reload(self)
 
     # -- for the manager --------------------------------------------------------------

@@ -37,7 +37,8 @@ async def get_ws_session(ws: web.WebSocketResponse) -> Session:
 
     It is the same ``Session`` as over HTTP: save changes with ``await session.save()``
     (they are also saved when the handler returns) and pick up what HTTP requests changed
-    with ``await session.reload()``.
+    with ``await session.reload()``. Raises RuntimeError before ``ws.prepare()`` and on an
+    app without ``setup``.
     """
     if not ws.prepared:
         raise RuntimeError(
@@ -90,7 +91,10 @@ def require_session(
     Decorates function handlers, class-based views (every HTTP method) and view methods.
     ``origins`` are allowed besides the app's own and ``setup(ws_origins=...)``; a handshake
     without ``Origin`` (not a browser) passes only with ``allow_missing_origin=True`` (or
-    ``setup(ws_allow_missing_origin=True)``). Bad arguments raise here, at decoration.
+    ``setup(ws_allow_missing_origin=True)``). Bad arguments raise here, at decoration:
+    TypeError for a key that is not a str (or ``@require_session`` without parentheses) or a
+    ``check`` that is not callable, ValueError for an origin that is not
+    ``scheme://host[:port]``.
     """
     for i, key in enumerate(keys):
         if not isinstance(key, str):

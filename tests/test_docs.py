@@ -517,6 +517,73 @@ async def security(namespace: Namespace, h: Harness) -> None:
     assert (await client.get("/protected")).status == 401
 
 
+@scenario("behind-proxy")
+async def behind_proxy(namespace: Namespace, h: Harness) -> None:
+    """Two processes' apps on one Redis behind a TLS proxy: a session and its logout reach
+    both, and the forwarded headers make the cookie Secure and the page's origin the app's."""
+    h.fixtures.getfixturevalue("monkeypatch").setenv(
+        "REDIS_URL", h.fixtures.getfixturevalue("redis_url")
+    )
+    first, second = [await h.serve(await namespace["create_app"]()) for _ in range(2)]
+    for client in (first, second):  # each process listens for the other's events
+        store = get_manager(client.app).store
+        assert isinstance(store, RedisStore)
+        await until_subscribed(store)
+    proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "app.example"}
+    resp = await first.post("/login", data={"user": "ann"}, headers=proxy, allow_redirects=False)
+    cookie = resp.cookies["AIOHTTP_SESSION"]
+    assert cookie["secure"]
+    sent = cookie_header(cookie.value)
+    assert await (await second.get("/", headers=sent)).text() == "hello ann"
+    page = "https://app.example"
+    handshake = {"Upgrade": "websocket", "Connection": "Upgrade", "Origin": page}
+    for headers, refused in [
+        ({**sent, **handshake}, (403, "WebSocket origin not allowed")),  # no forwarded headers
+        ({**proxy, **handshake}, (401, "A session is required")),  # no cookie
+    ]:
+        resp = await second.get("/feed", headers=headers)
+        assert (resp.status, await resp.text()) == refused
+    async with second.ws_connect("/feed", origin=page, headers={**sent, **proxy}) as ws:
+        assert await ws.receive_str() == "hello ann"
+        await first.post("/logout", headers={**sent, **proxy}, allow_redirects=False)
+        closed = await ws.receive(timeout=5)
+        assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4001)
+    assert await (await second.get("/", headers=sent)).text() == "hello stranger"
+
+
+async def until_subscribed(store: RedisStore) -> None:
+    """Wait until the store's process listens on its event channel."""
+    for _ in range(500):
+        [(_, listeners)] = await store.client.pubsub_numsub(store.channel)
+        if listeners:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the app never subscribed to its event channel")
+
+
+@scenario("csrf")
+async def csrf(namespace: Namespace, h: Harness) -> None:
+    """A post without the session's token is refused; with it, the flash shows once, escaped."""
+    client = await h.serve(namespace["app"])
+    page = await (await client.get("/comments")).text()
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found is not None, page
+    token = found[1]
+    for forged in ({}, {"csrf_token": token[:-1]}, {"csrf_token": "é" * len(token)}):
+        resp = await client.post("/comments", data={"text": "forged", **forged})
+        assert (resp.status, await resp.text()) == (403, "CSRF token missing or wrong")
+    resp = await client.post("/comments", data={"text": "<b>hi</b>", "csrf_token": token})
+    assert resp.status == 200  # after the redirect
+    assert '<p class="flash">Posted: &lt;b&gt;hi&lt;/b&gt;</p>' in await resp.text()
+    assert "Posted" not in await (await client.get("/comments")).text()
+    headers = {"X-CSRF-Token": token}  # as a script sends it
+    resp = await client.post("/comments", data={"text": "x"}, headers=headers)
+    assert '<p class="flash">Posted: x</p>' in await resp.text()
+    client.session.cookie_jar.clear()  # another browser, which never got the token's session
+    resp = await client.post("/comments", data={"text": "forged", "csrf_token": token})
+    assert resp.status == 403
+
+
 # -- the tests -------------------------------------------------------------------------------
 
 KINDS = ("handler", "app", "module", "manager", "store")
@@ -590,8 +657,19 @@ def test_blocks_are_found() -> None:
         "docs/stores.md",
         "docs/websockets.md",
         "docs/migration.md",
+        "docs/deployment.md",
+        "docs/csrf.md",
     } <= pages
     assert all(block.code.strip() for block in ALL_BLOCKS)
+
+
+def test_reference_covers_every_public_name() -> None:
+    """docs/reference.md renders each name of ``aio_sessions.__all__`` from its docstring."""
+    rendered = re.findall(
+        r"^::: aio_sessions\.(\w+)\s*$", (ROOT / "docs/reference.md").read_text(), re.M
+    )
+    missing = [name for name in aio_sessions.__all__ if name not in rendered]
+    assert not missing, f"add a line '::: aio_sessions.NAME' to docs/reference.md for: {missing}"
 
 
 def test_finder_and_markers(tmp_path: Path) -> None:

@@ -64,10 +64,10 @@ class Store(ABC):
     whole session in the cookie (``stateless = True``) returns an encrypted token instead.
     """
 
-    #: True when the session lives in the cookie and the server keeps nothing.
     stateless: ClassVar[bool] = False
-    #: True when ``publish`` reaches the other processes that share this store.
+    """True when the session lives in the cookie and the server keeps nothing."""
     shares_events: ClassVar[bool] = False
+    """True when ``publish`` reaches the other processes that share this store."""
 
     @abstractmethod
     async def load(self, token: str) -> SessionRecord | None:
@@ -110,7 +110,8 @@ class Store(ABC):
         """Remove every session of this store."""
 
     async def publish(self, message: str) -> None:  # noqa: B027 - optional, empty by default
-        """Send a revocation to the other processes sharing this store."""
+        """Send an event (a revocation, a push, a change) to the other processes sharing
+        this store."""
 
     async def listen(self) -> AsyncIterator[str]:
         """Yield what other processes publish, until cancelled; raise StoreUnavailable on

@@ -56,9 +56,13 @@ class EncryptedCookieStore(Store):
     """Sessions kept by the browser in a Fernet-encrypted cookie.
 
     ``secret_key`` is one key or a list of keys: the first encrypts, all decrypt, so keys can
-    be rotated without logging anyone out. The server keeps nothing, which means a session
-    cannot be revoked before its cookie expires (set ``max_age`` or ``idle_timeout``), and
-    concurrent requests of one session race: the last response's cookie wins.
+    be rotated without logging anyone out. A key is 32 raw bytes (aiohttp-session's form), a
+    urlsafe-base64 Fernet key (``str`` or ``bytes``) or a ``Fernet``.
+
+    The server keeps nothing, which means a session cannot be revoked before its cookie
+    expires (set ``max_age`` or ``idle_timeout``), and concurrent requests of one session
+    race: the last response's cookie wins. A bad key raises TypeError or ValueError (the
+    message never shows the key).
     """
 
     stateless = True

@@ -30,7 +30,8 @@ log = logging.getLogger("aio_sessions")
 
 
 class FileStore(BlockingStore):
-    """Sessions as ``<directory>/<id>.json``; expired files are swept every ``sweep_interval``.
+    """Sessions as ``<directory>/<id>.json``; expired files are swept every ``sweep_interval``
+    seconds, on a write.
 
     Each file's modification time is set to the session's expiry, so sweeping reads no file.
     """
