@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -53,6 +54,7 @@ async def get_ws_session(ws: web.WebSocketResponse) -> Session:
 
 
 _T = TypeVar("_T")
+log = logging.getLogger("aio_sessions")
 
 
 def _is_handshake(request: web.BaseRequest) -> bool:
@@ -72,6 +74,26 @@ def _allowed_origin(
         return True
     own = config.own_origin(request)
     return origin == own or normalize_origin(origin) in (own, *origins, *config.ws_origins)
+
+
+def _log_refused_origin(request: web.Request, config: SessionConfig) -> None:
+    """Say why a handshake got 403: behind a proxy the app's own origin is often not what
+    the browser used (docs/deployment.md). At INFO, beside aiohttp's access log: refusing
+    foreign pages is routine. Values are quoted and cut: they are the client's."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    log.info(
+        "WebSocket handshake to %s refused: Origin %s is not this app's origin %r nor an "
+        "allowed one (behind a proxy: trust_proxy=True and X-Forwarded-Proto/-Host)",
+        request.path[:200],
+        "missing" if origin is None else repr(origin[:200]),
+        config.own_origin(request)[:200],
+    )
+
+
+def _request_of(first: Any) -> web.Request:
+    """The request of a handler's first argument: a Request, or a class-based view."""
+    request: web.Request = first.request if isinstance(first, web.View) else first
+    return request
 
 
 def require_session(
@@ -118,11 +140,13 @@ def require_session(
 
         @functools.wraps(target)
         async def guarded(first: Any, *args: Any, **kwargs: Any) -> web.StreamResponse:
-            request = first.request if isinstance(first, web.View) else first
+            # web.View is an ABC: test the usual case, a plain Request, without its check.
+            request = first if type(first) is web.Request else _request_of(first)
             state = request_state(request)
             if _is_handshake(request) and not _allowed_origin(
                 request, state.manager.config, allowed, allow_missing_origin
             ):
+                _log_refused_origin(request, state.manager.config)
                 raise web.HTTPForbidden(text="WebSocket origin not allowed")
             session = state.session
             if session is None:
@@ -130,7 +154,7 @@ def require_session(
             for key in keys:
                 if key not in session:
                     raise web.HTTPUnauthorized(text="A session is required")
-            if not await passes(session, guard):
+            if check is not None and not await passes(session, guard):
                 raise web.HTTPForbidden(text="This session may not do that")
             state.guard = guard
             return await target(first, *args, **kwargs)  # type: ignore[no-any-return]

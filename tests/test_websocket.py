@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -268,6 +269,21 @@ async def test_handshake_statuses(make_client: Any) -> None:
     assert await handshake_status(client, origin=own) == 403  # scheme matters
     # Refused handshakes never upgraded, so nothing was registered.
     assert len(get_manager(client.app).sockets) == 0
+
+
+async def test_an_origin_refusal_says_why_in_the_log(
+    make_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await make_client()
+    await client.post("/login")
+    with caplog.at_level(logging.INFO, logger="aio_sessions"):
+        assert await handshake_status(client, origin="https://app.example") == 403
+        assert await handshake_status(client) == 403
+    refusals = [r.getMessage() for r in caplog.records if "handshake" in r.getMessage()]
+    assert len(refusals) == 2
+    assert "Origin 'https://app.example' is not this app's origin" in refusals[0]
+    assert repr(origin(client)) in refusals[0]
+    assert "Origin missing" in refusals[1]
 
 
 async def test_origins_configuration(make_client: Any) -> None:
