@@ -173,7 +173,7 @@ class SocketRegistry:
         if binding.user_key is not None:
             self._by_user.setdefault(binding.user_key, {})[key] = ws
         self._schedule_expiry(binding, session.expires_at or math.inf)
-        if self._events.shared:
+        if self._sweeper is None and self._events.shared:
             self._ensure_sweeper()  # it renews the sessions' watch leases
 
     def _discard(self, ws: web.WebSocketResponse) -> None:
@@ -238,7 +238,7 @@ class SocketRegistry:
         if delay <= _HORIZON:
             loop = asyncio.get_running_loop()
             binding.timer = loop.call_later(max(delay, 0.05), self._expiry_due, binding)
-        else:
+        elif self._sweeper is None:
             self._ensure_sweeper()
 
     def _ensure_sweeper(self) -> None:
