@@ -413,8 +413,9 @@ async def test_data_too_deep_for_the_pair_is_refused_on_save(
     """The JSON codec's depth limit holds with a pair too (and circular data is caught
     before the encoder recurses into it)."""
     record = SessionRecord(new_id(), data, NOW, float(NOW))
-    with pytest.raises(SerializationError, match=f"nested deeper than {MAX_DEPTH} levels"):
+    with pytest.raises(SerializationError, match=f"nested deeper than {MAX_DEPTH} levels") as e:
         await coded.store.save(record, None, 60)
+    assert e.value.key == next(iter(data))
 
 
 @settings(max_examples=60, deadline=None)

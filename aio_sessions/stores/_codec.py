@@ -51,8 +51,9 @@ class Codec:
         if encoder is None:
             return _json.encode_document(doc, data)
         if _nests_deeper(data, _json.MAX_DEPTH):
+            deep = next(k for k, v in data.items() if _nests_deeper({k: v}, _json.MAX_DEPTH))
             raise SerializationError(
-                None, ValueError(f"nested deeper than {_json.MAX_DEPTH} levels")
+                deep, ValueError(f"nested deeper than {_json.MAX_DEPTH} levels")
             )
         try:
             text = encoder(doc)

@@ -132,7 +132,11 @@ class MemoryStore(Store):
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
-            stored = self._stored(record.created, record.data)
+            stored: dict[str, Any] | str
+            if self._codec is None:
+                stored = _as_stored(record.data)
+            else:
+                stored = self._encoded(record.created, record.data)
             entry = _Entry(
                 0.0, stored, record.created, None, record.max_age, record.linked, record.watched
             )
@@ -153,15 +157,13 @@ class MemoryStore(Store):
                 data.pop(key, None)
             data.update(written)
             if data is not entry.data:
-                entry.data = self._stored(entry.created, data)
+                entry.data = self._encoded(entry.created, data)
             if changes.max_age:
                 entry.max_age = record.max_age
         return self._put(record, entry, ttl)
 
-    def _stored(self, created: int, data: dict[str, Any]) -> dict[str, Any] | str:
-        """What an entry keeps of ``data``; SerializationError when the encoder refuses it."""
-        if self._codec is None:
-            return _as_stored(data)
+    def _encoded(self, created: int, data: dict[str, Any]) -> str:
+        """The text the store's encoder writes for ``data``; SerializationError if it fails."""
         return dump_record(SessionRecord("", data, created), codec=self._codec)
 
     def _decoded(self, session_id: str, text: str) -> dict[str, Any] | None:
