@@ -208,9 +208,9 @@ def test_store_constructors_refuse_cookie_options(call: Callable[[], object], mo
     ("call", "value", "fix"),
     [
         (
-            lambda: EncryptedCookieStore(KEY, encoder=json.dumps),  # type: ignore[arg-type]
-            "encoder=<function dumps",
-            "leave encoder out",
+            lambda: EncryptedCookieStore(KEY, encoder="json"),  # type: ignore[arg-type]
+            "encoder='json' (str)",
+            "EncryptedCookieStore(secret_key, encoder=json.dumps)",
         ),
         (
             lambda: RedisStore(Redis(), key_factory=str),  # type: ignore[arg-type]
@@ -218,9 +218,9 @@ def test_store_constructors_refuse_cookie_options(call: Callable[[], object], mo
             "setup(app, store, id_factory=...)",
         ),
         (
-            lambda: RedisStore.from_url("redis://localhost", decoder=json.loads),
-            "decoder=<function loads",
-            "leave decoder out",
+            lambda: RedisStore.from_url("redis://localhost", decoder=json.JSONDecoder),
+            "decoder=JSONDecoder (class)",
+            "decoder=JSONDecoder().decode",
         ),
         (
             lambda: RedisStore(Redis(), prefix="app:"),  # type: ignore[arg-type]

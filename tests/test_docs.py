@@ -38,6 +38,7 @@ import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from types import CodeType
 from typing import Any
@@ -582,6 +583,29 @@ async def csrf(namespace: Namespace, h: Harness) -> None:
     client.session.cookie_jar.clear()  # another browser, which never got the token's session
     resp = await client.post("/comments", data={"text": "forged", "csrf_token": token})
     assert resp.status == 403
+
+
+@scenario("custom-codec")
+async def custom_codec(namespace: Namespace, h: Harness) -> None:
+    """The block's pair brings a datetime back as a datetime, in its store and in Redis."""
+
+    async def stamp(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        session.setdefault("at", datetime(2026, 1, 2, tzinfo=timezone.utc))
+        return web.Response(text=type(session["at"]).__name__)
+
+    redis = RedisStore.from_url(
+        h.fixtures.getfixturevalue("redis_url"),
+        key_prefix="docs-codec:",
+        encoder=namespace["encode"],
+        decoder=namespace["decode"],
+    )
+    for store in (namespace["store"], redis):
+        app = web.Application()
+        aio_sessions.setup(app, store)
+        app.router.add_get("/", stamp)
+        client = await h.serve(app)
+        assert [await (await client.get("/")).text() for _ in range(2)] == ["datetime"] * 2
 
 
 # -- the tests -------------------------------------------------------------------------------

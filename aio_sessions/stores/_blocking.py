@@ -12,6 +12,7 @@ from typing import TypeVar
 from .._checks import check_positive
 from .._ids import valid_id
 from ..errors import StoreUnavailable
+from ._codec import Codec
 from ._json import dump_record
 from .base import TTL, Changes, SessionRecord, Store, adopt, merge, ttl_of
 
@@ -30,8 +31,9 @@ class BlockingStore(Store):
 
     _unavailable: tuple[type[BaseException], ...] = (OSError,)
 
-    def __init__(self, name: str, call: str, sweep_interval: float) -> None:
-        """``call`` is how users write the constructor, for error messages."""
+    def __init__(self, name: str, call: str, sweep_interval: float, codec: Codec | None) -> None:
+        """``call`` is how users write the constructor, for error messages; ``codec`` is the
+        store's own encoder and decoder (None: JSON), for ``_read`` and ``_write``."""
         check_positive(
             "sweep_interval",
             sweep_interval,
@@ -43,6 +45,7 @@ class BlockingStore(Store):
         self._sweep_interval = sweep_interval
         self._next_sweep = 0.0
         self._name = name
+        self._codec = codec
         self._executor: ThreadPoolExecutor | None = None
 
     async def _run(self, fn: Callable[[], T]) -> T:
@@ -110,7 +113,7 @@ class BlockingStore(Store):
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
-            dump_record(record)  # fail on unserialisable values before touching storage
+            dump_record(record, codec=self._codec)  # fail on bad values before touching storage
             return await self._run(lambda: self._create(record, ttl))
         return await self._run(lambda: self._update(record, changes, ttl))
 

@@ -4,7 +4,8 @@ aiohttp-session writes ``{"created": <int>, "session": {...}}``; it ignores othe
 ours ride along (``accessed``, ``max_age``; ``id`` for cookie stores) and a site can switch
 between the libraries either way.
 
-The codec is the standard library's, or orjson's when it is installed (the ``orjson`` extra).
+The codec is the standard library's, or orjson's when it is installed (the ``orjson`` extra);
+a store given its own ``encoder``/``decoder`` passes them here as a ``Codec`` (``_codec.py``).
 Both write and refuse the same values (docs/stores.md states the rules): orjson hands over to
 the standard library wherever they would differ. What the encoder refuses, the decoder refuses
 too, and the other way round, so a record that saved always loads and one that loads saves.
@@ -19,11 +20,14 @@ import re
 import sys
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .._ids import new_id, valid_id
 from ..errors import SerializationError
 from .base import SessionRecord
+
+if TYPE_CHECKING:
+    from ._codec import Codec
 
 #: Session data nested deeper than this (objects and lists; the session object is the first
 #: level) is refused on save and on load. It is orjson's own limit, so what orjson writes
@@ -200,9 +204,14 @@ _CONTAINERS = (dict, list)
 
 
 def dump_record(
-    record: SessionRecord, *, with_id: bool = False, extra: dict[str, Any] | None = None
+    record: SessionRecord,
+    *,
+    with_id: bool = False,
+    extra: dict[str, Any] | None = None,
+    codec: Codec | None = None,
 ) -> str:
-    """Encode a record; a value JSON cannot hold raises SerializationError naming its key.
+    """Encode a record (with ``codec``, a store's own encoder, else JSON); a value the encoder
+    cannot hold raises SerializationError naming its key.
 
     A record the decoder would call corrupt (a time or lifetime out of range) is refused too.
     """
@@ -224,11 +233,23 @@ def dump_record(
         doc["id"] = record.id
     if extra:
         doc.update(extra)
+    if codec is not None:
+        return codec.encode(doc, record.data)
     return _dump(doc, record.data, MAX_DEPTH + 1)
 
 
-def dump_data(data: dict[str, Any]) -> str:
-    """Encode session data alone; a value JSON cannot hold raises SerializationError."""
+def encode_document(doc: dict[str, Any], data: dict[str, Any]) -> str:
+    """Encode a record document whose session data is ``data`` with the JSON codec."""
+    return _dump(doc, data, MAX_DEPTH + 1)
+
+
+def dump_data(data: dict[str, Any], codec: Codec | None = None) -> str:
+    """Encode session data alone; a value the encoder cannot hold raises SerializationError.
+
+    A store's own encoder gets it as a record document, the form it always gets.
+    """
+    if codec is not None:
+        return codec.encode({"created": 0, "session": data}, data)
     return _dump(data, data, MAX_DEPTH)
 
 
@@ -257,8 +278,11 @@ def _bad_key(data: dict[str, Any]) -> str | None:
 _MALFORMED = (ValueError, ArithmeticError, RecursionError)
 
 
-def parse(raw: str | bytes) -> dict[str, Any]:
-    """Decode a stored document; anything but a JSON object of sane depth raises ValueError."""
+def parse(raw: str | bytes, codec: Codec | None = None) -> dict[str, Any]:
+    """Decode a stored document with ``codec`` (a store's own decoder) or else JSON.
+
+    ValueError unless that gives a dict: with JSON, an object of sane depth.
+    """
     if type(raw) is not str:
         if not isinstance(raw, (bytes, bytearray, memoryview)):
             raise ValueError(f"session record is {type(raw).__name__}, not text")
@@ -266,6 +290,8 @@ def parse(raw: str | bytes) -> dict[str, Any]:
             raw = bytes(raw).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValueError("session record is not UTF-8") from exc
+    if codec is not None:
+        return codec.decode(raw)
     try:
         doc = decode(raw)
     except _MALFORMED as exc:
@@ -278,9 +304,11 @@ def parse(raw: str | bytes) -> dict[str, Any]:
     return doc
 
 
-def load_record(session_id: str | None, raw: str | bytes) -> SessionRecord:
+def load_record(
+    session_id: str | None, raw: str | bytes, codec: Codec | None = None
+) -> SessionRecord:
     """Decode a record; anything malformed raises ValueError."""
-    return record_from_doc(session_id, parse(raw))
+    return record_from_doc(session_id, parse(raw, codec))
 
 
 def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecord:

@@ -1,7 +1,8 @@
 """The whole session in an encrypted, authenticated cookie (Fernet), no server state.
 
 Cookies are interchangeable with aiohttp-session's ``EncryptedCookieStorage``: the same key
-forms and the same JSON payload inside the Fernet token.
+forms and the same JSON payload inside the Fernet token (or, given the same ``encoder`` and
+``decoder``, what that pair writes and reads).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import NoReturn
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .._checks import describe, refuse_options
+from ._codec import Decoder, Encoder, make_codec
 from ._json import dump_record, parse, record_from_doc
 from .base import TTL, Changes, SessionRecord, Store
 
@@ -63,15 +65,24 @@ class EncryptedCookieStore(Store):
     expires (set ``max_age`` or ``idle_timeout``), and concurrent requests of one session
     race: the last response's cookie wins. A bad key raises TypeError or ValueError (the
     message never shows the key).
+
+    ``encoder``/``decoder``: aiohttp-session's, applied to the record inside the token.
     """
 
     stateless = True
 
     def __init__(
-        self, secret_key: Key | Sequence[Key], **aiohttp_session_options: NoReturn
+        self,
+        secret_key: Key | Sequence[Key],
+        *,
+        encoder: Encoder | None = None,
+        decoder: Decoder | None = None,
+        **aiohttp_session_options: NoReturn,
     ) -> None:
         # aiohttp_session_options: EncryptedCookieStorage's cookie options, refused with the fix.
-        refuse_options("EncryptedCookieStore(secret_key)", aiohttp_session_options)
+        refuse_options(
+            "EncryptedCookieStore(secret_key)", aiohttp_session_options, ("encoder", "decoder")
+        )
         if isinstance(secret_key, (str, bytes, bytearray, Fernet)):
             fernets = [_fernet("secret_key", secret_key)]
         elif isinstance(secret_key, Iterable):
@@ -88,6 +99,7 @@ class EncryptedCookieStore(Store):
         # An OrderedDict drops its oldest entry in O(1); a dict's first key gets slower to
         # find the more entries were deleted before it.
         self._plain: OrderedDict[str, str] = OrderedDict()
+        self._codec = make_codec("EncryptedCookieStore(secret_key)", encoder, decoder)
 
     def _remember(self, token: str, plain: str) -> None:
         if len(self._plain) >= _PLAIN_CACHE:
@@ -105,7 +117,7 @@ class EncryptedCookieStore(Store):
                 return None
             self._remember(token, raw)
         try:
-            record = record_from_doc(None, parse(raw))
+            record = record_from_doc(None, parse(raw, self._codec))
         except ValueError:
             log.warning("ignoring a corrupt session cookie")
             return None
@@ -121,7 +133,7 @@ class EncryptedCookieStore(Store):
         return self._encrypt(record)
 
     def _encrypt(self, record: SessionRecord) -> str:
-        plain = dump_record(record, with_id=True)
+        plain = dump_record(record, with_id=True, codec=self._codec)
         token = self._fernet.encrypt(plain.encode("utf-8")).decode()
         self._remember(token, plain)
         return token

@@ -23,6 +23,7 @@ from typing import NoReturn
 from .._checks import check_path, refuse_options
 from .._ids import valid_id
 from ._blocking import BlockingStore
+from ._codec import Decoder, Encoder, make_codec
 from ._json import dump_record, is_epoch, parse, record_from_doc
 from .base import SessionRecord
 
@@ -34,15 +35,26 @@ class FileStore(BlockingStore):
     seconds, on a write.
 
     Each file's modification time is set to the session's expiry, so sweeping reads no file.
+    ``encoder``/``decoder``: aiohttp-session's, for the files' text (which keeps its ``.json``
+    name whatever the pair writes).
     """
 
     def __init__(
-        self, directory: str | Path, *, sweep_interval: float = 60.0, **setup_options: NoReturn
+        self,
+        directory: str | Path,
+        *,
+        sweep_interval: float = 60.0,
+        encoder: Encoder | None = None,
+        decoder: Decoder | None = None,
+        **setup_options: NoReturn,
     ) -> None:
         # setup_options: cookie options passed here by habit, refused with the fix.
-        refuse_options("FileStore(directory)", setup_options, ("sweep_interval",))
+        refuse_options(
+            "FileStore(directory)", setup_options, ("sweep_interval", "encoder", "decoder")
+        )
         check_path("directory", directory, "FileStore('sessions')")
-        super().__init__("aio-sessions-file", "FileStore(directory)", sweep_interval)
+        codec = make_codec("FileStore(directory)", encoder, decoder)
+        super().__init__("aio-sessions-file", "FileStore(directory)", sweep_interval, codec)
         self.directory = Path(directory)
         self._users = self.directory / "users"
         self._ready = False
@@ -71,7 +83,7 @@ class FileStore(BlockingStore):
         except FileNotFoundError:
             return None
         try:
-            doc = parse(raw)
+            doc = parse(raw, self._codec)
             expires = doc.get("expires")
             if not is_epoch(expires):
                 raise ValueError("no expiry, or one out of range")
@@ -84,7 +96,8 @@ class FileStore(BlockingStore):
 
     def _write(self, record: SessionRecord, ttl: float) -> None:
         expires = time.time() + ttl
-        data = dump_record(record, extra={"expires": expires}).encode("utf-8")
+        text = dump_record(record, extra={"expires": expires}, codec=self._codec)
+        data = text.encode("utf-8")
         self._replace(self._path(record.id), data, mtime=expires)
         if time.time() >= self._next_sweep:
             self._sweep()

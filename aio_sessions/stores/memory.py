@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from .._checks import check_positive, refuse_options
-from ._json import copy_decoded, decode, dump_data
+from ._codec import Decoder, Encoder, make_codec
+from ._json import copy_decoded, decode, dump_data, dump_record, load_record
 from .base import TTL, Changes, SessionRecord, Store, later, ttl_of
+
+log = logging.getLogger("aio_sessions")
 
 
 @dataclass(slots=True)
 class _Entry:
     expires: float  # time.monotonic()
     # The data as JSON would decode it (what went through dump_data), copied on every load:
-    # what is stored can never alias what a handler mutates.
-    data: dict[str, Any]
+    # what is stored can never alias what a handler mutates. With the store's own encoder and
+    # decoder, the text the encoder wrote, decoded on every load.
+    data: dict[str, Any] | str
     created: int
     accessed: float | None
     max_age: int | None
@@ -29,6 +35,9 @@ class MemoryStore(Store):
 
     Values go through the JSON encoder on save, so what another store could not hold fails
     here too, and each load hands out a fresh copy, so mutating it changes nothing stored.
+    Given ``encoder``/``decoder`` (as every store takes them), it keeps the text the encoder
+    writes and decodes it on every load: the app reads what the pair gives back, as from
+    Redis, and a pair that cannot read its own text fails here as there.
 
     Records expire after their TTL. Expired entries are swept at most every
     ``sweep_interval`` seconds, so abandoned sessions do not pile up; ``max_sessions``
@@ -41,10 +50,16 @@ class MemoryStore(Store):
         *,
         max_sessions: int | None = None,
         sweep_interval: float = 60.0,
+        encoder: Encoder | None = None,
+        decoder: Decoder | None = None,
         **setup_options: NoReturn,
     ) -> None:
         # setup_options: cookie options passed here by habit, refused with the fix.
-        refuse_options("MemoryStore()", setup_options, ("max_sessions", "sweep_interval"))
+        refuse_options(
+            "MemoryStore()",
+            setup_options,
+            ("max_sessions", "sweep_interval", "encoder", "decoder"),
+        )
         check_positive(
             "max_sessions",
             max_sessions,
@@ -65,6 +80,7 @@ class MemoryStore(Store):
         self._max_sessions = max_sessions
         self._sweep_interval = sweep_interval
         self._next_sweep = time.monotonic() + sweep_interval
+        self._codec = make_codec("MemoryStore()", encoder, decoder)
 
     def _entry(self, session_id: str) -> _Entry | None:
         entry = self._items.get(session_id)
@@ -106,14 +122,21 @@ class MemoryStore(Store):
         entry = self._entry(token)
         if entry is None:
             return None
-        data = copy_decoded(entry.data)
+        stored = entry.data
+        data = copy_decoded(stored) if isinstance(stored, dict) else self._decoded(token, stored)
+        if data is None:
+            return None
         return SessionRecord(
             token, data, entry.created, entry.accessed, entry.max_age, entry.linked, entry.watched
         )
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
-            stored = _as_stored(record.data)
+            stored: dict[str, Any] | str
+            if self._codec is None:
+                stored = _as_stored(record.data)
+            else:
+                stored = self._encoded(record.created, record.data)
             entry = _Entry(
                 0.0, stored, record.created, None, record.max_age, record.linked, record.watched
             )
@@ -121,14 +144,35 @@ class MemoryStore(Store):
             found = self._entry(record.id)
             if found is None:
                 return None
-            written = _as_stored(dict(changes.set))  # before any change: it may raise
             entry = found
+            written: Mapping[str, Any]
+            if isinstance(entry.data, dict):  # changed in place, once the new values encode
+                data, written = entry.data, _as_stored(dict(changes.set))
+            else:  # decoded, changed, encoded again
+                decoded = self._decoded(record.id, entry.data)
+                if decoded is None:
+                    return None  # unreadable: gone, as on a store that keeps bytes
+                data, written = decoded, changes.set
             for key in changes.removed:
-                entry.data.pop(key, None)
-            entry.data.update(written)
+                data.pop(key, None)
+            data.update(written)
+            if data is not entry.data:
+                entry.data = self._encoded(entry.created, data)
             if changes.max_age:
                 entry.max_age = record.max_age
         return self._put(record, entry, ttl)
+
+    def _encoded(self, created: int, data: dict[str, Any]) -> str:
+        """The text the store's encoder writes for ``data``; SerializationError if it fails."""
+        return dump_record(SessionRecord("", data, created), codec=self._codec)
+
+    def _decoded(self, session_id: str, text: str) -> dict[str, Any] | None:
+        """The data in an entry's text, or None (and a warning) when the decoder refuses it."""
+        try:
+            return load_record(session_id, text, self._codec).data
+        except ValueError:
+            log.warning("ignoring a corrupt session record in memory (the decoder refused it)")
+            return None
 
     async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
         entry = self._entry(record.id)

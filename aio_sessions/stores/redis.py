@@ -1,11 +1,12 @@
 """Redis store on redis.asyncio: sessions shared by many processes, single node or Cluster.
 
-Each session is one string key, ``AIOHTTP_SESSION_<id>`` holding aiohttp-session's JSON, so
-either library can read and write the other's sessions. Loading is one GET. Saving merges the
-request's changed keys with a compare-and-set Lua script: it writes only if the value is still
-the one this request loaded, otherwise it returns the current value, and the merge is redone
-on that. One round trip when nobody else wrote, no lost updates when someone did, and the JSON
-is built by Python, not by Lua's cjson (which turns ``[]`` into ``{}`` and rounds big numbers).
+Each session is one string key, ``AIOHTTP_SESSION_<id>`` holding aiohttp-session's JSON (or
+what the store's ``encoder`` writes), so either library can read and write the other's
+sessions. Loading is one GET. Saving merges the request's changed keys with a compare-and-set
+Lua script: it writes only if the value is still the one this request loaded, otherwise it
+returns the current value, and the merge is redone on that. One round trip when nobody else
+wrote, no lost updates when someone did, and the JSON is built by Python, not by Lua's cjson
+(which turns ``[]`` into ``{}`` and rounds big numbers).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from redis.asyncio import Redis, RedisCluster
 from .._checks import check_str, describe, refuse_options
 from .._ids import valid_id
 from ..errors import StoreUnavailable
+from ._codec import Codec, Decoder, Encoder, make_codec
 from ._json import dump_data, dump_record, load_record
 from .base import TTL, Changes, SessionRecord, Store, adopt, merge, ttl_of
 
@@ -74,7 +76,8 @@ class RedisStore(Store):
 
     ``key_prefix`` defaults to aiohttp-session's ``"AIOHTTP_SESSION_"`` (its cookie name and
     ``_``). Per-user indexes live under ``<key_prefix>user:<user>`` and revocations are
-    published on ``<key_prefix>revoked``.
+    published on ``<key_prefix>revoked``. ``encoder``/``decoder``: aiohttp-session's, for the
+    text under each session key.
     """
 
     def __init__(
@@ -82,10 +85,14 @@ class RedisStore(Store):
         client: Redis | RedisCluster,
         *,
         key_prefix: str = "AIOHTTP_SESSION_",
+        encoder: Encoder | None = None,
+        decoder: Decoder | None = None,
         **aiohttp_session_options: NoReturn,
     ) -> None:
         # aiohttp_session_options: RedisStorage's cookie options, refused with the fix.
-        refuse_options("RedisStore(client)", aiohttp_session_options, ("key_prefix",))
+        refuse_options(
+            "RedisStore(client)", aiohttp_session_options, ("key_prefix", "encoder", "decoder")
+        )
         if not isinstance(client, (Redis, RedisCluster)):
             fix = (
                 "e.g. RedisStore.from_url('redis://localhost')"
@@ -96,6 +103,7 @@ class RedisStore(Store):
                 describe("client", client, "a redis.asyncio.Redis or RedisCluster", fix)
             )
         check_str("key_prefix", key_prefix, "key_prefix='AIOHTTP_SESSION_'")
+        self._codec = make_codec("RedisStore(client)", encoder, decoder)
         self.client = client
         self.key_prefix = key_prefix
         self.channel = f"{key_prefix}revoked"
@@ -110,7 +118,13 @@ class RedisStore(Store):
 
     @classmethod
     def from_url(
-        cls, url: str, *, key_prefix: str = "AIOHTTP_SESSION_", **kwargs: Any
+        cls,
+        url: str,
+        *,
+        key_prefix: str = "AIOHTTP_SESSION_",
+        encoder: Encoder | None = None,
+        decoder: Decoder | None = None,
+        **kwargs: Any,
     ) -> RedisStore:
         """Connect with ``redis.asyncio.from_url``: short timeouts so an outage fails fast,
         and a retry on a fresh connection after Redis restarts.
@@ -137,7 +151,7 @@ class RedisStore(Store):
             fix = f"see redis-py's connection options ({exc})"
             value = kwargs.get(name, sorted(kwargs))  # the names only: values may be secrets
             raise TypeError(describe(name, value, expected, fix)) from None
-        store = cls(client, key_prefix=key_prefix)
+        store = cls(client, key_prefix=key_prefix, encoder=encoder, decoder=decoder)
         store._owns_client = True
         return store
 
@@ -157,7 +171,7 @@ class RedisStore(Store):
         if not valid_id(token):
             return None
         raw = await self._fetch(token)
-        return None if raw is None else _decode(token, raw)
+        return None if raw is None else _decode(token, raw, self._codec)
 
     def _fetch(self, session_id: str) -> asyncio.Future[bytes | str | None]:
         """The stored value of a session, fetched with the others asked for in this turn.
@@ -216,13 +230,13 @@ class RedisStore(Store):
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
-            raw = dump_record(record)
+            raw = dump_record(record, codec=self._codec)
             await self._call(
                 self.client.set(self._key(record.id), raw, px=_ms(ttl_of(ttl, record)))
             )
             record.stamp = raw
             return record.id
-        dump_data(dict(changes.set))  # a bad value fails its own request, not a whole batch
+        dump_data(dict(changes.set), self._codec)  # a bad value fails its own request alone
         return await self._enqueue(record, changes, ttl)
 
     async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
@@ -279,12 +293,12 @@ class RedisStore(Store):
         for attempt in range(_MAX_ATTEMPTS):
             if expected is None:
                 return None, None
-            current = _decode(session_id, expected)
+            current = _decode(session_id, expected, self._codec)
             if current is None:
                 return None, None
             for waiter in batch:
                 current = merge(current, waiter.record, waiter.changes)
-            raw = dump_record(current)
+            raw = dump_record(current, codec=self._codec)
             ms = max(_ms(ttl_of(waiter.ttl, current)) for waiter in batch)
             result = await self._call(self._cas(keys=[key], args=[expected, raw, ms]))
             if result == 1:
@@ -389,9 +403,9 @@ def _settle(waiters: list[_Waiter], outcome: str | BaseException | None) -> None
             waiter.future.set_result(outcome)
 
 
-def _decode(session_id: str, raw: str | bytes) -> SessionRecord | None:
+def _decode(session_id: str, raw: str | bytes, codec: Codec | None) -> SessionRecord | None:
     try:
-        record = load_record(session_id, raw)
+        record = load_record(session_id, raw, codec)
     except ValueError:
         log.warning("ignoring a corrupt session record in redis")
         return None

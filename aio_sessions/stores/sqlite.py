@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from .._checks import check_path, refuse_options
 from ._blocking import BlockingStore
+from ._codec import Decoder, Encoder, make_codec
 from ._json import dump_record, load_record
 from .base import SessionRecord
 
@@ -37,17 +38,25 @@ class SQLiteStore(BlockingStore):
     """Sessions in a SQLite database file; they survive restarts.
 
     Expired rows are deleted at most every ``sweep_interval`` seconds, on a write.
+    ``encoder``/``decoder``: aiohttp-session's, for the text in the ``data`` column.
     """
 
     _unavailable = (sqlite3.OperationalError,)
 
     def __init__(
-        self, path: str | Path, *, sweep_interval: float = 60.0, **setup_options: NoReturn
+        self,
+        path: str | Path,
+        *,
+        sweep_interval: float = 60.0,
+        encoder: Encoder | None = None,
+        decoder: Decoder | None = None,
+        **setup_options: NoReturn,
     ) -> None:
         # setup_options: cookie options passed here by habit, refused with the fix.
-        refuse_options("SQLiteStore(path)", setup_options, ("sweep_interval",))
+        refuse_options("SQLiteStore(path)", setup_options, ("sweep_interval", "encoder", "decoder"))
         check_path("path", path, "SQLiteStore('sessions.db')")
-        super().__init__("aio-sessions-sqlite", "SQLiteStore(path)", sweep_interval)
+        codec = make_codec("SQLiteStore(path)", encoder, decoder)
+        super().__init__("aio-sessions-sqlite", "SQLiteStore(path)", sweep_interval, codec)
         self.path = Path(path)
         self._db: sqlite3.Connection | None = None
 
@@ -85,7 +94,7 @@ class SQLiteStore(BlockingStore):
         if row is None:
             return None
         try:
-            return load_record(session_id, row[0])
+            return load_record(session_id, row[0], self._codec)
         except ValueError:
             log.warning("ignoring a corrupt session record in sqlite")
             return None
@@ -95,7 +104,7 @@ class SQLiteStore(BlockingStore):
         self._conn.execute(
             "INSERT INTO sessions (id, data, expires) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires",
-            (record.id, dump_record(record), now + ttl),
+            (record.id, dump_record(record, codec=self._codec), now + ttl),
         )
         if now >= self._next_sweep:
             self._next_sweep = now + self._sweep_interval
