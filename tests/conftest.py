@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 import aio_sessions
 from aio_sessions import MemoryStore, Store
 
-from ._services import RedisCluster, RedisServer, unavailable
+from ._services import MemcachedServer, RedisCluster, RedisServer, unavailable
 
 # Every store as a fixture (kit, server_side, on_disk), for any test module.
 from .kits import kit, on_disk, server_side  # noqa: F401
@@ -136,6 +136,19 @@ def redis_cluster_url() -> Iterator[str]:
         yield cluster.url
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_address() -> Iterator[tuple[str, int]]:
+    """A real memcached for the whole run, started on a free loopback port: (host, port)."""
+    try:
+        server = MemcachedServer().start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        unavailable(f"memcached cannot start: {exc}")
+    try:
+        yield server.host, server.port
+    finally:
+        server.stop()
 
 
 async def aiohttp_session_client(aiohttp_client: Any, storage: Any) -> Any:
