@@ -299,8 +299,8 @@ def _decode(session_id: str, raw: Any, cas: int | None) -> SessionRecord | None:
     try:
         doc = parse(raw)
         expires = doc.get("expires")  # absent when aiohttp-session wrote it
-        if expires is not None and not is_epoch(expires):
-            raise ValueError("session record's expiry is out of range")
+        if "expires" in doc and not is_epoch(expires):
+            raise ValueError("session record's expiry is missing or out of range")
         record = record_from_doc(session_id, doc)
     except ValueError:
         log.warning("ignoring a corrupt session record in memcached")
