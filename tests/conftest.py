@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -169,6 +170,25 @@ async def aiohttp_session_client(aiohttp_client: Any, storage: Any) -> Any:
     aiohttp_session.setup(app, storage)
     app.router.add_get("/", handler)
     return await aiohttp_client(app)
+
+
+def import_without(package: str, name: str) -> str:
+    """What ``aio_sessions.<name>`` raises in a fresh interpreter where ``package`` cannot be
+    imported, after checking that the stores without it still work there."""
+    code = (
+        f"import sys; sys.modules[{package!r}] = None\n"
+        "import aio_sessions\n"
+        "aio_sessions.MemoryStore()\n"
+        "try:\n"
+        f"    aio_sessions.{name}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return done.stdout
 
 
 class Arrivals:
