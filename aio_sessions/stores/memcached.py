@@ -12,29 +12,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
-import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aiomcache import ClientException, FlagClient, ValidationException
 
 from .._checks import check_positive, check_str, describe, refuse_options
 from .._ids import valid_id
 from ..errors import StoreUnavailable
-from ._json import dump_data, dump_record, is_epoch, parse, record_from_doc
+from ._memcached_format import (
+    Stamp,
+    dump_index,
+    dump_session,
+    exptime,
+    live_index,
+    load_session,
+)
 from ._memcached_keys import dump_keys
 from .base import TTL, Changes, SessionRecord, Store, adopt, merge, ttl_of
 
-log = logging.getLogger("aio_sessions")
-
 T = TypeVar("T")
 
-# memcached reads an expiry over 30 days as an absolute unix time, not as seconds from now.
-_THIRTY_DAYS = 30 * 24 * 3600
 # A merge retries at most this often when other processes keep writing the session.
 _MAX_ATTEMPTS = 16
 # memcached keys: at most 250 bytes, no spaces or control characters.
@@ -44,13 +45,6 @@ _TOUCH = Changes()
 # What aiomcache raises when memcached cannot be reached or cannot serve (ClientException:
 # an answer it did not expect, such as SERVER_ERROR out of memory, or a connection cut off).
 _UNAVAILABLE = (OSError, EOFError, ClientException)
-
-
-class _Stamp(NamedTuple):
-    """What ``gets`` returned for a session: the compare-and-set token and the value."""
-
-    cas: int
-    raw: bytes
 
 
 @dataclass(slots=True)
@@ -75,9 +69,10 @@ class MemcachedStore(Store):
       restarts. An evicted or lost session is a fresh one (the user logs in again); an evicted
       user index hides that user's older sessions from ``logout_user``. Give it memory enough
       that ``stats`` shows no evictions, or start it with ``-M`` (refuse instead of evict).
-    - It has no events or pub/sub, so ``shares_events`` is False: revocations and pushes to
-      sockets reach the sockets of this process only. Use RedisStore for several processes
-      with sockets.
+    - It has no events or pub/sub, so ``shares_events`` is False: ``logout_user`` deletes the
+      sessions for every process, but revocations, pushes and change notices reach the
+      sockets of this process only; another process's socket learns of it when it next asks
+      the store (its expiry check, a save). Use RedisStore for several processes with sockets.
     - It cannot list its keys, except by walking every item (``lru_crawler metadump``):
       ``count`` and ``clear`` do that, and are for maintenance, not for requests.
 
@@ -158,13 +153,13 @@ class MemcachedStore(Store):
         raw, cas = await self._call(self.client.gets(self._key(token)))
         if raw is None:
             return None
-        return _decode(token, raw, cas)
+        return load_session(token, raw, cas)
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
             seconds = ttl_of(ttl, record)
-            value = _dump(record, seconds)
-            await self._call(self.client.set(self._key(record.id), value, _exptime(seconds)))
+            value = dump_session(record, seconds)
+            await self._call(self.client.set(self._key(record.id), value, exptime(seconds)))
             record.stamp = None  # the new cas token is unknown until the next gets
             return record.id
         return await self._merge(record, changes, ttl)
@@ -180,21 +175,21 @@ class MemcachedStore(Store):
         processes' and never exhaust the retries among themselves.
         """
         key = self._key(record.id)
-        stamp: _Stamp | None = record.stamp
+        stamp: Stamp | None = record.stamp
         async with self._turn(record.id):
             for attempt in range(_MAX_ATTEMPTS):
                 if stamp is None:
                     raw, cas = await self._call(self.client.gets(key))
                     if raw is None or cas is None:
                         return None
-                    stamp = _Stamp(cas, raw)
-                current = _decode(record.id, stamp.raw, stamp.cas)
+                    stamp = Stamp(cas, raw)
+                current = load_session(record.id, stamp.raw, stamp.cas)
                 if current is None:
                     return None  # expired, or corrupt: a fresh session, never a repaired one
                 merged = merge(current, record, changes)
                 seconds = ttl_of(ttl, merged)
-                value = _dump(merged, seconds)
-                if await self._call(self.client.cas(key, value, stamp.cas, _exptime(seconds))):
+                value = dump_session(merged, seconds)
+                if await self._call(self.client.cas(key, value, stamp.cas, exptime(seconds))):
                     record.stamp = None
                     adopt(record, merged)
                     return record.id
@@ -228,16 +223,13 @@ class MemcachedStore(Store):
         for attempt in range(_MAX_ATTEMPTS):
             raw, cas = await self._call(self.client.gets(key))
             now = time.time()
-            index = {
-                sid: until for sid, until in _index(raw).items() if until > now and valid_id(sid)
-            }
+            index = live_index(raw, now)
             index[session_id] = max(index.get(session_id, 0.0), now + ttl)
-            value = _encode_index(index)
-            exptime = _exptime(max(index.values()) - now)
+            value, until = dump_index(index), exptime(max(index.values()) - now)
             if raw is None or cas is None:
-                written = await self._call(self.client.add(key, value, exptime))
+                written = await self._call(self.client.add(key, value, until))
             else:
-                written = await self._call(self.client.cas(key, value, cas, exptime))
+                written = await self._call(self.client.cas(key, value, cas, until))
             if written:
                 return
             await asyncio.sleep(random.uniform(0, 0.001 * attempt))  # noqa: S311 - jitter
@@ -245,8 +237,7 @@ class MemcachedStore(Store):
 
     async def user_sessions(self, user: str) -> list[str]:
         raw = await self._call(self.client.get(self._user_key(user)))
-        now = time.time()
-        ids = sorted(sid for sid, until in _index(raw).items() if until > now and valid_id(sid))
+        ids = sorted(live_index(raw, time.time()))
         if not ids:
             return []
         values = await self._call(self.client.multi_get(*(self._key(sid) for sid in ids)))
@@ -276,7 +267,7 @@ class MemcachedStore(Store):
             await asyncio.wait(self._tasks, timeout=self.command_timeout)
 
 
-def _forget(tasks: set[asyncio.Task[Any]]) -> Any:
+def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
     """A done callback that drops a command's task and takes its outcome, which the request
     that ran it may no longer be waiting for."""
 
@@ -286,53 +277,3 @@ def _forget(tasks: set[asyncio.Task[Any]]) -> Any:
             task.exception()
 
     return done
-
-
-def _dump(record: SessionRecord, ttl: float) -> bytes:
-    """The stored value: aiohttp-session's JSON, plus until when it is valid, since memcached
-    counts expiry in whole seconds (and may end an item up to a second early)."""
-    return dump_record(record, extra={"expires": time.time() + ttl}).encode("utf-8")
-
-
-def _decode(session_id: str, raw: Any, cas: int | None) -> SessionRecord | None:
-    """The live record in a stored value; None when it expired, warned about when corrupt."""
-    try:
-        doc = parse(raw)
-        expires = doc.get("expires")  # absent when aiohttp-session wrote it
-        if "expires" in doc and not is_epoch(expires):
-            raise ValueError("session record's expiry is missing or out of range")
-        record = record_from_doc(session_id, doc)
-    except ValueError:
-        log.warning("ignoring a corrupt session record in memcached")
-        return None
-    if expires is not None and expires <= time.time():
-        return None
-    record.stamp = None if cas is None else _Stamp(cas, raw)
-    return record
-
-
-def _exptime(ttl: float) -> int:
-    """memcached's expiry for a TTL in seconds, by aiohttp-session's rule: up to 30 days,
-    seconds from now; beyond, the absolute unix time (memcached reads any larger number so).
-
-    One second more than asked, rounded up: memcached's clock ticks once a second, so it may
-    end an item up to a second early. The stored ``expires`` ends the session on time.
-    """
-    seconds = math.ceil(ttl) + 1
-    return seconds if seconds <= _THIRTY_DAYS else int(time.time()) + seconds
-
-
-def _index(raw: Any) -> dict[str, float]:
-    """A user index as stored; an unreadable one counts as empty (and is rewritten)."""
-    if raw is None:
-        return {}
-    try:
-        doc = parse(raw)
-    except ValueError:
-        log.warning("ignoring a corrupt user index in memcached")
-        return {}
-    return {sid: until for sid, until in doc.items() if is_epoch(until)}
-
-
-def _encode_index(index: dict[str, float]) -> bytes:
-    return dump_data(index).encode("utf-8")
