@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -325,6 +326,27 @@ async def test_memcached_down_gives_503_and_recovers(
     await mc.close()
 
 
+def thread_states(pid: int) -> list[str]:
+    """The scheduler state of each thread of a process (T: stopped), or [] without procfs."""
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.exists():
+        return []
+    return [(t / "stat").read_text().rpartition(")")[2].split()[0] for t in tasks.iterdir()]
+
+
+async def all_threads_stopped(pid: int) -> None:
+    """Wait until SIGSTOP has reached every thread: until then one may still answer."""
+    for _ in range(200):
+        states = thread_states(pid)
+        if not states:
+            await asyncio.sleep(0.2)  # no procfs: give the signal time
+            return
+        if all(state in "tT" for state in states):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"memcached threads not stopped: {states}")
+
+
 async def test_memcached_hanging_gives_503_within_the_timeout(
     make_client: MakeClient, own_memcached: MemcachedServer
 ) -> None:
@@ -334,6 +356,7 @@ async def test_memcached_hanging_gives_503_within_the_timeout(
     assert own_memcached.process is not None
     os.kill(own_memcached.process.pid, signal.SIGSTOP)
     try:
+        await all_threads_stopped(own_memcached.process.pid)
         started = time.monotonic()
         resp = await asyncio.wait_for(client.get("/read"), timeout=10)
         assert resp.status == 503
