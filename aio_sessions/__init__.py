@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import stores
 from .errors import CookieTooLarge, SerializationError, SessionError, StoreUnavailable
 from .manager import SessionManager
 from .middleware import get_manager, get_session, new_session, session_middleware, setup
@@ -18,6 +19,8 @@ from .stores import EncryptedCookieStore, FileStore, MemoryStore, SQLiteStore, S
 from .websocket import get_ws_session, require_session, session_changes
 
 if TYPE_CHECKING:
+    from .stores.memcached import MemcachedStore
+    from .stores.nacl import NaClCookieStore
     from .stores.redis import RedisStore
 
 __all__ = [
@@ -27,7 +30,9 @@ __all__ = [
     "CookieTooLarge",
     "EncryptedCookieStore",
     "FileStore",
+    "MemcachedStore",
     "MemoryStore",
+    "NaClCookieStore",
     "RedisStore",
     "SQLiteStore",
     "SerializationError",
@@ -51,13 +56,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # RedisStore needs the optional redis package: import it only when asked for.
-    if name == "RedisStore":
-        try:
-            from .stores.redis import RedisStore
-        except ImportError as exc:
-            raise ImportError(
-                "RedisStore needs the redis package: pip install 'aio-sessions[redis]'"
-            ) from exc
-        return RedisStore
+    # Stores that need an optional package are imported only when asked for.
+    if name in stores.OPTIONAL:
+        return getattr(stores, name)
     raise AttributeError(f"module 'aio_sessions' has no attribute {name!r}")

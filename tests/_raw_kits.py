@@ -8,6 +8,7 @@ Redis client it shares.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import sqlite3
 import time
@@ -15,12 +16,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiomcache
+import nacl.utils
 import pytest
 from cryptography.fernet import Fernet
+from nacl.secret import SecretBox
 from redis.asyncio import Redis
 from redis.asyncio import RedisCluster as ClusterClient
 
-from aio_sessions import EncryptedCookieStore, FileStore, MemoryStore, RedisStore, SQLiteStore
+from aio_sessions import (
+    EncryptedCookieStore,
+    FileStore,
+    MemcachedStore,
+    MemoryStore,
+    NaClCookieStore,
+    RedisStore,
+    SQLiteStore,
+)
 from aio_sessions._ids import new_id
 from aio_sessions.stores import Store
 
@@ -109,6 +121,29 @@ async def _cookie() -> AsyncIterator[RawKit]:
     yield RawKit("cookie", EncryptedCookieStore(key), plant)
 
 
+async def _memcached(address: tuple[str, int]) -> AsyncIterator[RawKit]:
+    client = aiomcache.Client(*address)
+    store = MemcachedStore(client, key_prefix=f"raw-{new_id()[:8]}:")
+
+    async def plant(raw: bytes) -> str:
+        sid = new_id()
+        await client.set(f"{store.key_prefix}{sid}".encode(), raw, exptime=60)
+        return sid
+
+    yield RawKit("memcached", store, plant)
+    await store.clear()
+    await client.close()
+
+
+async def _nacl() -> AsyncIterator[RawKit]:
+    key = nacl.utils.random(SecretBox.KEY_SIZE)
+
+    async def plant(raw: bytes) -> str:
+        return base64.b64encode(SecretBox(key).encrypt(raw)).decode()
+
+    yield RawKit("nacl", NaClCookieStore(key), plant)
+
+
 async def _memory() -> AsyncIterator[RawKit]:
     yield RawKit("memory", MemoryStore(), None)
 
@@ -123,9 +158,13 @@ def open_kit(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Async
         return _sqlite(tmp_path)
     if name == "file":
         return _file(tmp_path)
+    if name == "memcached":
+        return _memcached(request.getfixturevalue("memcached_address"))
     if name == "cookie":
         return _cookie()
+    if name == "nacl":
+        return _nacl()
     return _memory()
 
 
-KIT_NAMES = ["memory", "redis", "redis-cluster", "sqlite", "file", "cookie"]
+KIT_NAMES = ["memory", "redis", "redis-cluster", "memcached", "sqlite", "file", "cookie", "nacl"]

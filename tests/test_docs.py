@@ -17,7 +17,8 @@ right above its fence, which GitHub and mkdocs do not show, saying how a reader 
 ``<!-- doc-test: store -->``
     Code that assigns ``store``, maybe several times: every store it builds serves an app for
     two requests. Redis addresses are replaced (see ``at_suite_redis``): ``127.0.0.1:6379`` is
-    the suite's Redis, ``127.0.0.1:7000`` its Redis Cluster.
+    the suite's Redis, ``127.0.0.1:7000`` its Redis Cluster; ``"127.0.0.1", 11211`` is the
+    suite's memcached.
 
 Every block runs with ``SESSION_KEY`` (a fresh Fernet key) and ``SESSION_SECRET`` (a fresh
 ``secret=``) in the environment and must log
@@ -54,6 +55,7 @@ from yarl import URL
 import aio_sessions
 from aio_sessions import EncryptedCookieStore, Store, get_manager, get_session, require_session
 from aio_sessions.stores.base import SessionRecord
+from aio_sessions.stores.memcached import MemcachedStore
 from aio_sessions.stores.redis import RedisStore
 
 from .conftest import (
@@ -209,10 +211,12 @@ async def run_manager(block: Block, h: Harness) -> None:
 
 
 def at_suite_redis(block: Block, fixtures: pytest.FixtureRequest) -> str:
-    """The block's code, its Redis addresses replaced by the servers the suite runs.
+    """The block's code, its Redis and memcached addresses replaced by the servers the suite
+    runs.
 
     The docs write ``host="127.0.0.1", port=6379`` or ``redis://127.0.0.1:6379/0`` for a
-    Redis, and port 7000 for a Redis Cluster; any other spelling of those ports fails here.
+    Redis, port 7000 for a Redis Cluster and ``"127.0.0.1", 11211`` for memcached; any other
+    spelling of those ports fails here.
     """
     code = block.code
     for port, fixture in (("6379", "redis_url"), ("7000", "redis_cluster_url")):
@@ -226,6 +230,11 @@ def at_suite_redis(block: Block, fixtures: pytest.FixtureRequest) -> str:
         url = URL(fixtures.getfixturevalue(fixture))
         code = code.replace(forms[0], f'host="{url.host}", port={url.port}')
         code = code.replace(forms[1], str(url))
+    if "11211" in code:
+        form = '"127.0.0.1", 11211'
+        assert code.count(form) == code.count("11211"), f"{block.name}: write memcached as {form}"
+        host, port = fixtures.getfixturevalue("memcached_address")
+        code = code.replace(form, f'"{host}", {port}')
     return code
 
 
@@ -255,6 +264,8 @@ async def run_store(block: Block, h: Harness) -> None:
             await client.close()  # the app's cleanup closes the store
             if isinstance(store, RedisStore):
                 await store.client.aclose()  # a client the block made: the store leaves it open
+            if isinstance(store, MemcachedStore):
+                await store.client.close()
     assert served, f"{block.name} builds no store"
 
 
