@@ -72,7 +72,10 @@ class SessionManager:
                 break
             tried.append(token)
             now = now or time.time()
-            record = await self._load_live(token, now)
+            record = await self.store.load(token)  # _load_live, inlined: every request runs it
+            if record is not None and self.config.expired(record, now):
+                await self._expire(record)
+                record = None
             if record is not None:
                 session = Session(self, record, new=False, token=token)
                 # Decided now, with the clock already read: activity counts from the request.
@@ -87,10 +90,14 @@ class SessionManager:
         if record is None:
             return None
         if self.config.expired(record, now):
-            if not self.store.stateless:
-                await self.store.delete(record.id)
+            await self._expire(record)
             return None
         return record
+
+    async def _expire(self, record: SessionRecord) -> None:
+        """Remove a record found past its end (a cookie store has nothing to remove)."""
+        if not self.store.stateless:
+            await self.store.delete(record.id)
 
     async def save(self, session: Session) -> None:
         """Write what the session changed and decide which cookie the response carries."""
@@ -106,6 +113,14 @@ class SessionManager:
             await self._save_existing(session, session._changes())
         elif session._touch or session._due:
             await self._save_existing(session, None)
+
+    def commit_due(self, session: Session, *, socket: bool = False) -> bool:
+        """Whether ``commit`` has anything to do (cheap: most requests only read)."""
+        return (
+            session._pending()
+            or session._cookie is not None
+            or (socket and session._new and not self.store.stateless)
+        )
 
     async def commit(self, session: Session, *, socket: bool = False) -> str | None:
         """Save what a request's session has pending; the cookie its response must carry:
