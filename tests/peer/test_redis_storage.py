@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -45,7 +46,7 @@ async def test_create_new_session(make_client: MakeClient, redis_store: RedisSto
     resp = await client.get("/")
     assert resp.status == 200
     body = await resp.json()
-    assert (body["new"], body["data"], body["empty"]) == (True, {}, True)
+    assert (body["new"], body["dirty"], body["data"], body["empty"]) == (True, False, {}, True)
 
 
 async def test_load_existing_session(
@@ -84,7 +85,7 @@ async def test_load_bad_session(
         resp = await client.get("/")
     assert resp.status == 200
     body = await resp.json()
-    assert body["data"] == {}
+    assert (body["data"], body["dirty"]) == ({}, False)
     assert "corrupt" in caplog.text
 
 
@@ -187,6 +188,29 @@ async def test_create_new_session_if_key_doesnt_exists_in_redis(
     resp = await client.get("/")
     assert resp.status == 200
     assert (await resp.json())["new"]
+
+
+async def test_create_storage_with_custom_key_factory(
+    make_client: MakeClient, redis_store: RedisStore, peer_redis: Redis
+) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        session["key"] = "value"
+        return web.json_response(session.new)
+
+    # aiohttp-session's factory returns "test-key"; ids are 32 to 64 URL-safe characters here
+    # (docs/migration.md#options-of-the-storages, the key_factory row), so this one is longer.
+    fixed = f"test-key-{uuid.uuid4().hex}"
+    client = await make_client(
+        ("GET", "/", handler), store=redis_store, max_age=8, id_factory=lambda: fixed
+    )
+    resp = await client.get("/")
+    assert resp.status == 200
+    assert await resp.json() is True
+    assert resp.cookies[COOKIE].value == fixed
+    doc = await stored(peer_redis, fixed)
+    assert doc is not None
+    assert doc["session"] == {"key": "value"}
 
 
 async def test_redis_session_fixation(

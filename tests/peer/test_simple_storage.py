@@ -43,7 +43,7 @@ async def test_create_new_session(make_client: MakeClient) -> None:
     resp = await client.get("/")
     assert resp.status == 200
     body = await resp.json()
-    assert (body["new"], body["data"], body["empty"]) == (True, {}, True)
+    assert (body["new"], body["dirty"], body["data"], body["empty"]) == (True, False, {}, True)
 
 
 async def test_load_existing_session(make_client: MakeClient) -> None:
