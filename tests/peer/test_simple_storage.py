@@ -58,7 +58,7 @@ async def test_load_existing_session(make_client: MakeClient) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="docs/migration.md#what-is-compatible-store-by-store: SimpleCookieStorage has no "
+    reason="docs/migration.md#storages: SimpleCookieStorage has no "
     "counterpart, unencrypted cookies are not read (switch to EncryptedCookieStore)",
 )
 async def test_load_existing_session_from_a_plain_json_cookie(make_client: MakeClient) -> None:
