@@ -1,5 +1,6 @@
-"""Every doc link the peer tests give (an xfail's reason, a comment naming a difference) leads
-to a page and a heading that exist, so a renamed section cannot leave a difference unexplained.
+"""Every doc link the peer tests give (an xfail's reason, a comment naming a difference, their
+README) leads to a page and a heading that exist, so a renamed section cannot leave a
+difference unexplained.
 """
 
 from __future__ import annotations
@@ -34,14 +35,15 @@ def anchors(page: Path) -> set[str]:
 
 def test_doc_links_of_the_peer_tests_resolve() -> None:
     links = {
-        (module.name, found["page"], found["anchor"])
-        for module in sorted(Path(__file__).parent.glob("*.py"))
-        for found in LINK.finditer(module.read_text())
+        (source.name, found["page"], found["anchor"])
+        for source in sorted(Path(__file__).parent.glob("*.*"))
+        if source.suffix in (".py", ".md")
+        for found in LINK.finditer(source.read_text())
     }
     assert len(links) > 10  # the finder works
     broken = [
-        f"{module}: docs/{page}#{anchor}"
-        for module, page, anchor in sorted(links, key=str)
+        f"{source}: docs/{page}#{anchor}"
+        for source, page, anchor in sorted(links, key=str)
         if not (ROOT / "docs" / page).is_file()
         or (anchor is not None and anchor not in anchors(ROOT / "docs" / page))
     ]

@@ -135,7 +135,8 @@ async def test_clear_cookie_on_session_invalidation(
     give_cookie(client, key)
     resp = await client.get("/")
     assert resp.status == 200
-    # aiohttp-session overwrites the record with {}; here it is deleted (docs/session.md).
+    # aiohttp-session overwrites the record with {}; here it is deleted
+    # (docs/migration.md#new_session-and-invalidate-delete-the-stored-session).
     assert await stored(peer_redis, key) is None
     morsel = resp.cookies[COOKIE]
     assert morsel["path"] == "/"

@@ -63,7 +63,7 @@ async def test__repr__(make_client: MakeClient) -> None:
         return web.json_response([fresh, repr(session)])
 
     client = await make_client(("GET", "/", handler))
-    # aiohttp-session prints the data; the keys only here (values may be secrets).
+    # aiohttp-session prints the data; the keys only here (docs/session.md#attributes, the id row).
     assert await (await client.get("/")).json() == [
         "<Session new=True dirty=False keys=[]>",
         "<Session new=True dirty=True keys=['foo']>",
@@ -283,8 +283,9 @@ async def test_helpers_without_setup_raise(aiohttp_client: Any, helper: Any) -> 
 
 
 def test_session_middleware_bad_storage() -> None:
-    # aiohttp-session raises RuntimeError; a TypeError naming the fix here (docs/options.md).
-    # session_middleware(None) is the default MemoryStore here (docs/stores.md).
+    # aiohttp-session raises RuntimeError; a TypeError naming the fix here (docs/options.md#options,
+    # "a store that is not a Store instance"). session_middleware(None) is the default
+    # MemoryStore here, as for setup (docs/stores.md#stores).
     with pytest.raises(TypeError, match="store"):
         session_middleware(object())  # type: ignore[arg-type]
     assert isinstance(session_middleware(None).manager.store, MemoryStore)

@@ -99,6 +99,8 @@ async def test_clear_cookie_on_session_invalidation(make_client: MakeClient) -> 
     resp = await client.get("/")
     assert resp.status == 200
     morsel = resp.cookies[COOKIE]
+    # SimpleCookieStorage writes "{}"; the cookie is deleted here, its attributes kept
+    # (docs/migration.md#cookie-attributes-by-default).
     assert morsel.value == ""
     assert morsel["httponly"]
     assert morsel["path"] == "/"
