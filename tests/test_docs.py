@@ -53,6 +53,7 @@ from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
 import aio_sessions
+import aio_sessions.security
 from aio_sessions import EncryptedCookieStore, Store, get_manager, get_session, require_session
 from aio_sessions.stores.base import SessionRecord
 from aio_sessions.stores.memcached import MemcachedStore
@@ -689,9 +690,11 @@ def test_blocks_are_found() -> None:
         "README.md",
         "docs/index.md",
         "docs/session.md",
+        "docs/options.md",
         "docs/stores.md",
         "docs/websockets.md",
         "docs/migration.md",
+        "docs/security.md",
         "docs/deployment.md",
         "docs/csrf.md",
     } <= pages
@@ -699,12 +702,16 @@ def test_blocks_are_found() -> None:
 
 
 def test_reference_covers_every_public_name() -> None:
-    """docs/reference.md renders each name of ``aio_sessions.__all__`` from its docstring."""
-    rendered = re.findall(
-        r"^::: aio_sessions\.(\w+)\s*$", (ROOT / "docs/reference.md").read_text(), re.M
-    )
-    missing = [name for name in aio_sessions.__all__ if name not in rendered]
-    assert not missing, f"add a line '::: aio_sessions.NAME' to docs/reference.md for: {missing}"
+    """docs/reference.md renders each name of ``aio_sessions.__all__`` (and of the optional
+    ``aio_sessions.security``) from its docstring."""
+    rendered = re.findall(r"^::: ([\w.]+)\s*$", (ROOT / "docs/reference.md").read_text(), re.M)
+    missing = [
+        f"{module.__name__}.{name}"
+        for module in (aio_sessions, aio_sessions.security)
+        for name in module.__all__
+        if f"{module.__name__}.{name}" not in rendered
+    ]
+    assert not missing, f"add a line '::: NAME' to docs/reference.md for: {missing}"
 
 
 def test_finder_and_markers(tmp_path: Path) -> None:

@@ -15,13 +15,16 @@ from email.utils import parsedate_to_datetime
 from http.cookies import Morsel, SimpleCookie
 from typing import Any
 
+import aiomcache
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from cryptography.fernet import Fernet
+from nacl.encoding import Base64Encoder
+from nacl.secret import SecretBox
 from redis.asyncio import Redis
 
-from aio_sessions import RedisStore, Session, Store, get_session
+from aio_sessions import MemcachedStore, RedisStore, Session, Store, get_session
 
 from ..conftest import MakeClient
 
@@ -91,6 +94,18 @@ def opened(fernet: Fernet, token: str) -> dict[str, Any]:
     return doc
 
 
+def nacl_cookie(box: SecretBox, data: dict[str, Any], created: int | None = None) -> str:
+    """A cookie as aiohttp-session's NaClCookieStorage makes it: a random nonce and the
+    sealed document, in standard base64."""
+    return box.encrypt(document(data, created).encode(), encoder=Base64Encoder).decode()
+
+
+def nacl_opened(box: SecretBox, token: str) -> dict[str, Any]:
+    """The document inside a NaCl session cookie, opened as aiohttp-session opens it."""
+    doc: dict[str, Any] = json.loads(box.decrypt(token.encode(), encoder=Base64Encoder))
+    return doc
+
+
 async def redis_record(redis: Redis, data: dict[str, Any], created: int | None = None) -> str:
     """Store a session as aiohttp-session's RedisStorage does (a uuid4 hex key); its cookie."""
     key = uuid.uuid4().hex
@@ -101,6 +116,26 @@ async def redis_record(redis: Redis, data: dict[str, Any], created: int | None =
 async def stored(redis: Redis, key: str) -> dict[str, Any] | None:
     """The document Redis holds for a session id, or None."""
     raw = await redis.get(f"{COOKIE}_{key}")
+    return None if raw is None else dict(json.loads(raw))
+
+
+def storage_key(key: str) -> bytes:
+    """The memcached item of a session, as aiohttp-session's MemcachedStorage names it."""
+    return f"{COOKIE}_{key}".encode()
+
+
+async def memcached_record(
+    memcached: aiomcache.Client, data: dict[str, Any], created: int | None = None
+) -> str:
+    """Store a session as aiohttp-session's MemcachedStorage does (a uuid4 hex key); its cookie."""
+    key = uuid.uuid4().hex
+    await memcached.set(storage_key(key), document(data, created).encode())
+    return key
+
+
+async def memcached_stored(memcached: aiomcache.Client, key: str) -> dict[str, Any] | None:
+    """The document memcached holds for a session id, or None."""
+    raw = await memcached.get(storage_key(key))
     return None if raw is None else dict(json.loads(raw))
 
 
@@ -149,3 +184,21 @@ def redis_store(redis_url: str) -> RedisStore:
     would cut the store's event listener off while the app still runs.
     """
     return RedisStore.from_url(redis_url)
+
+
+@pytest.fixture
+async def peer_memcached(memcached_address: tuple[str, int]) -> AsyncIterator[aiomcache.Client]:
+    """A client of the suite's real memcached, to look at what the store wrote."""
+    client = aiomcache.Client(*memcached_address)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def memcached_store(peer_memcached: aiomcache.Client) -> MemcachedStore:
+    """A MemcachedStore with aiohttp-session's item names (the default ``key_prefix``).
+
+    The store leaves the client open; ``peer_memcached`` closes it after the app stopped, as
+    long as a test names this fixture before ``make_client``.
+    """
+    return MemcachedStore(peer_memcached)

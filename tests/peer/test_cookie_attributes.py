@@ -141,7 +141,8 @@ async def test_invalidate_with_same_path_domain(make_client: MakeClient) -> None
     resp = await client.get("/anotherpath/end")
     assert resp.status == 200
     morsel = sent(resp)
-    # aiohttp-session's SimpleCookieStorage writes "{}" there; a deletion empties it here.
+    # aiohttp-session's SimpleCookieStorage writes "{}" there; a deletion empties it here
+    # (docs/migration.md#new_session-and-invalidate-delete-the-stored-session).
     assert morsel.value == ""
     assert morsel["max-age"] == "0"
     check_attributes(morsel)

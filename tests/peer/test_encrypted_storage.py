@@ -41,7 +41,7 @@ async def test_create_new_session_broken_by_format(make_client: MakeClient) -> N
     resp = await client.get("/")
     assert resp.status == 200
     body = await resp.json()
-    assert (body["new"], body["data"]) == (True, {})
+    assert (body["new"], body["dirty"], body["data"]) == (True, False, {})
 
 
 @pytest.mark.parametrize(
@@ -86,6 +86,9 @@ async def test_clear_cookie_on_session_invalidation(make_client: MakeClient) -> 
     assert morsel.value == ""
     assert morsel["max-age"] == "0"
     assert morsel["path"] == "/"
+    # aiohttp-session's deletion drops HttpOnly; here it repeats the cookie's attributes
+    # (docs/migration.md#cookie-attributes-by-default).
+    assert morsel["httponly"]
 
 
 async def test_encrypted_cookie_session_fixation(make_client: MakeClient) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from redis.asyncio import Redis
 
 from aio_sessions import RedisStore, get_session
 
-from ..conftest import MakeClient, aiohttp_session_client, replay, send_cookie
+from ..conftest import MakeClient, aiohttp_session_client, import_without, replay, send_cookie
 from .conftest import (
     COOKIE,
     EPOCH_EXPIRES,
@@ -45,7 +46,7 @@ async def test_create_new_session(make_client: MakeClient, redis_store: RedisSto
     resp = await client.get("/")
     assert resp.status == 200
     body = await resp.json()
-    assert (body["new"], body["data"], body["empty"]) == (True, {}, True)
+    assert (body["new"], body["dirty"], body["data"], body["empty"]) == (True, False, {}, True)
 
 
 async def test_load_existing_session(
@@ -84,7 +85,7 @@ async def test_load_bad_session(
         resp = await client.get("/")
     assert resp.status == 200
     body = await resp.json()
-    assert body["data"] == {}
+    assert (body["data"], body["dirty"]) == ({}, False)
     assert "corrupt" in caplog.text
 
 
@@ -134,7 +135,8 @@ async def test_clear_cookie_on_session_invalidation(
     give_cookie(client, key)
     resp = await client.get("/")
     assert resp.status == 200
-    # aiohttp-session overwrites the record with {}; here it is deleted (docs/session.md).
+    # aiohttp-session overwrites the record with {}; here it is deleted
+    # (docs/migration.md#new_session-and-invalidate-delete-the-stored-session).
     assert await stored(peer_redis, key) is None
     morsel = resp.cookies[COOKIE]
     assert morsel["path"] == "/"
@@ -189,6 +191,29 @@ async def test_create_new_session_if_key_doesnt_exists_in_redis(
     assert (await resp.json())["new"]
 
 
+async def test_create_storage_with_custom_key_factory(
+    make_client: MakeClient, redis_store: RedisStore, peer_redis: Redis
+) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        session["key"] = "value"
+        return web.json_response(session.new)
+
+    # aiohttp-session's factory returns "test-key"; ids are 32 to 64 URL-safe characters here
+    # (docs/migration.md#options-of-the-storages, the key_factory row), so this one is longer.
+    fixed = f"test-key-{uuid.uuid4().hex}"
+    client = await make_client(
+        ("GET", "/", handler), store=redis_store, max_age=8, id_factory=lambda: fixed
+    )
+    resp = await client.get("/")
+    assert resp.status == 200
+    assert await resp.json() is True
+    assert resp.cookies[COOKIE].value == fixed
+    doc = await stored(peer_redis, fixed)
+    assert doc is not None
+    assert doc["session"] == {"key": "value"}
+
+
 async def test_redis_session_fixation(
     make_client: MakeClient, redis_store: RedisStore, peer_redis: Redis
 ) -> None:
@@ -212,6 +237,13 @@ async def test_redis_from_create_pool(make_client: MakeClient, redis_url: str) -
 def test_not_redis_provided_to_storage() -> None:
     with pytest.raises(TypeError, match="redis"):
         RedisStore(None)  # type: ignore[arg-type]
+
+
+def test_no_aioredis_installed() -> None:
+    # aiohttp-session mocks the import away and expects a RuntimeError from the storage; here
+    # a fresh interpreter without redis gets an ImportError naming the extra
+    # (docs/stores.md#redisstore), and the other stores still work there.
+    assert "pip install 'aio-sessions[redis]'" in import_without("redis", "RedisStore")
 
 
 async def test_load_session_dont_load_expired_session(
