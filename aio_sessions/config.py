@@ -22,7 +22,7 @@ from .cookies import (
 )
 from .origins import check_origins, normalize_origin
 from .signing import SecretArg, Signer, check_secret
-from .stores._json import MAX_AGE_LIMIT
+from .stores._record import MAX_AGE_LIMIT
 from .stores.base import SessionRecord, Store
 
 #: Server-side lifetime of a session when neither ``idle_timeout`` nor ``max_age`` is set.

@@ -13,7 +13,8 @@ import time
 from typing import Any, NamedTuple
 
 from .._ids import valid_id
-from ._json import dump_data, dump_record, is_epoch, parse, record_from_doc
+from ._json import dump_data, dump_record, parse
+from ._record import is_epoch, record_from_doc
 from .base import SessionRecord
 
 log = logging.getLogger("aio_sessions")

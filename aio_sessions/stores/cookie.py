@@ -18,7 +18,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .._checks import describe, refuse_options
 from ._codec import Decoder, Encoder, make_codec
-from ._json import dump_record, parse, record_from_doc
+from ._json import dump_record, parse
+from ._record import record_from_doc
 from .base import TTL, Changes, SessionRecord, Store
 
 log = logging.getLogger("aio_sessions")

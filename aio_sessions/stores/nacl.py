@@ -18,7 +18,8 @@ from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
 from .._checks import describe, refuse_options
-from ._json import dump_record, parse, record_from_doc
+from ._json import dump_record, parse
+from ._record import record_from_doc
 from ._stateless import CookieStore
 from .base import TTL, Changes, SessionRecord
 
