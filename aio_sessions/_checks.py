@@ -17,8 +17,14 @@ COOKIE_OPTIONS = ("cookie_name", "domain", "max_age", "path", "secure", "httponl
 
 # Names other libraries (mostly aiohttp-session's storages) use, with what to write here.
 _HINTS = {
-    "encoder": "the encoder belongs to the store: RedisStore(client, encoder=...)",
-    "decoder": "the decoder belongs to the store: RedisStore(client, decoder=...)",
+    "encoder": (
+        "the encoder belongs to the store (every store takes one, as aiohttp-session's "
+        "storages do): e.g. RedisStore(client, encoder=...)"
+    ),
+    "decoder": (
+        "the decoder belongs to the store (every store takes one, as aiohttp-session's "
+        "storages do): e.g. RedisStore(client, decoder=...)"
+    ),
     "key_factory": "ids come from setup(app, store, id_factory=...), a callable returning one",
     "storage": "pass the store as the second argument: setup(app, store)",
     "secret_key": (

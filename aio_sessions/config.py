@@ -22,7 +22,7 @@ from .cookies import (
 )
 from .origins import check_origins, normalize_origin
 from .signing import SecretArg, Signer, check_secret
-from .stores._json import MAX_AGE_LIMIT
+from .stores._record import MAX_AGE_LIMIT
 from .stores.base import SessionRecord, Store
 
 #: Server-side lifetime of a session when neither ``idle_timeout`` nor ``max_age`` is set.
@@ -41,9 +41,9 @@ _FLAGS = (
 _STORE_FOR = {
     "EncryptedCookieStorage": "EncryptedCookieStore(secret_key), which reads its cookies",
     "RedisStorage": "RedisStore(client), which reads its Redis keys",
-    "NaClCookieStorage": "EncryptedCookieStore(secret_key) (Fernet: NaCl cookies are not read)",
+    "NaClCookieStorage": "NaClCookieStore(secret_key), which reads its cookies",
     "SimpleCookieStorage": "EncryptedCookieStore(secret_key) (a plain cookie can be forged)",
-    "MemcachedStorage": "RedisStore(client) or SQLiteStore(path) (there is no Memcached store)",
+    "MemcachedStorage": "MemcachedStore(client), which reads its memcached items",
 }
 
 

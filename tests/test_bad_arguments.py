@@ -11,10 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiomcache
 import pytest
 from aiohttp import web
 from aiohttp_session import SimpleCookieStorage
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from aiohttp_session.memcached_storage import MemcachedStorage
+from aiohttp_session.nacl_storage import NaClCookieStorage
 from aiohttp_session.redis_storage import RedisStorage
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
@@ -61,8 +64,28 @@ def raises(error: type[Exception], call: Callable[[], object], *parts: str) -> s
             "(aiohttp_session.redis_storage.RedisStorage)",
             "RedisStore(client)",
         ),
+        (
+            NaClCookieStorage(bytes(32)),
+            "(aiohttp_session.nacl_storage.NaClCookieStorage)",
+            "use NaClCookieStore(secret_key), which reads its cookies",
+        ),
+        (
+            MemcachedStorage(aiomcache.Client("127.0.0.1", 1)),
+            "(aiohttp_session.memcached_storage.MemcachedStorage)",
+            "use MemcachedStore(client), which reads its memcached items",
+        ),
     ],
-    ids=["url", "class", "class-with-args", "object", "aiohttp-session-cookie", "simple", "redis"],
+    ids=[
+        "url",
+        "class",
+        "class-with-args",
+        "object",
+        "aiohttp-session-cookie",
+        "simple",
+        "redis",
+        "nacl",
+        "memcached",
+    ],
 )
 def test_store_must_be_a_store_instance(build: str, store: Any, value: str, fix: str) -> None:
     """Before, the first request was a 500."""

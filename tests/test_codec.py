@@ -9,30 +9,36 @@ raises or returns something else than text is a SerializationError at save.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import aiomcache
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from nacl.encoding import Base64Encoder
+from nacl.secret import SecretBox
 from redis.asyncio import Redis
 from redis.asyncio import RedisCluster as ClusterClient
 
 from aio_sessions import (
     EncryptedCookieStore,
     FileStore,
+    MemcachedStore,
     MemoryStore,
+    NaClCookieStore,
     RedisStore,
     SerializationError,
     SQLiteStore,
@@ -98,7 +104,7 @@ def returning(result: Any) -> Callable[[Any], Any]:
 
 # -- every store, built with a pair ----------------------------------------------------------
 
-STORES = ["memory", "redis", "redis-cluster", "sqlite", "file", "cookie"]
+STORES = ["memory", "redis", "redis-cluster", "memcached", "sqlite", "file", "cookie", "nacl"]
 
 
 async def open_store(
@@ -115,6 +121,12 @@ async def open_store(
         yield store
         await store.clear()
         await client.aclose()
+    elif name == "memcached":
+        mc = aiomcache.Client(*request.getfixturevalue("memcached_address"))
+        cached = MemcachedStore(mc, key_prefix=f"codec-{new_id()[:8]}_", **codec)
+        yield cached
+        await cached.clear()
+        await mc.close()
     elif name in ("sqlite", "file"):
         blocking: Store
         if name == "sqlite":
@@ -125,6 +137,8 @@ async def open_store(
         await blocking.close()
     elif name == "cookie":
         yield EncryptedCookieStore(Fernet.generate_key(), **codec)
+    elif name == "nacl":
+        yield NaClCookieStore(os.urandom(32), **codec)
     else:
         yield MemoryStore(**codec)
 
@@ -446,9 +460,11 @@ CONSTRUCTORS: dict[str, Callable[..., Store]] = {
     "memory": MemoryStore,
     "redis": lambda **codec: RedisStore(Redis(), **codec),
     "redis-url": lambda **codec: RedisStore.from_url("redis://127.0.0.1:1", **codec),
+    "memcached": lambda **codec: MemcachedStore(aiomcache.Client("127.0.0.1", 1), **codec),
     "sqlite": lambda **codec: SQLiteStore("never-opened.sqlite3", **codec),
     "file": lambda **codec: FileStore("never-made", **codec),
     "cookie": lambda **codec: EncryptedCookieStore(Fernet.generate_key(), **codec),
+    "nacl": lambda **codec: NaClCookieStore(os.urandom(32), **codec),
 }
 
 BAD_PAIRS: list[tuple[dict[str, Any], type[Exception], str]] = [
@@ -513,59 +529,107 @@ async def their_client(aiohttp_client: Any, storage: Any) -> Client:
     return client
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
+@dataclass
+class Interop:
+    """aiohttp-session's storage and ours on one backend (or one key), with the same pair."""
+
+    theirs: Any
+    ours: Store
+    #: The text the backend keeps for a cookie value: the item, or the sealed plaintext.
+    stored: Callable[[str], Awaitable[str]]
+
+
+def _opened(cookie: str, key: bytes, kind: str) -> str:
+    if kind == "cookie":
+        return Fernet(base64.urlsafe_b64encode(key)).decrypt(cookie.encode()).decode()
+    return SecretBox(key).decrypt(cookie.encode(), encoder=Base64Encoder).decode()
+
+
+@pytest.fixture(params=["redis", "memcached", "cookie", "nacl"])
+async def interop(request: pytest.FixtureRequest) -> AsyncIterator[Interop]:
+    """Each storage of aiohttp-session that has our counterpart, both given the datetime
+    pair. List it before make_client: the apps stop before the client they share closes."""
+    pair: dict[str, Any] = {"encoder": encode, "decoder": decode}
+    seen: list[bytes] = []  # server-side keys to delete afterwards
+    if request.param == "redis":
+        from aiohttp_session.redis_storage import RedisStorage
+
+        redis = Redis.from_url(request.getfixturevalue("redis_url"))
+
+        async def in_redis(cookie: str) -> str:
+            seen.append(f"AIOHTTP_SESSION_{cookie}".encode())
+            raw = await redis.get(seen[-1])
+            return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+        yield Interop(RedisStorage(redis, **pair), RedisStore(redis, **pair), in_redis)
+        if seen:
+            await redis.delete(*seen)
+        await redis.aclose()
+    elif request.param == "memcached":
+        from aiohttp_session.memcached_storage import MemcachedStorage
+
+        mc = aiomcache.Client(*request.getfixturevalue("memcached_address"))
+
+        async def in_memcached(cookie: str) -> str:
+            seen.append(f"AIOHTTP_SESSION_{cookie}".encode())
+            return (await mc.get(seen[-1]) or b"").decode()
+
+        yield Interop(MemcachedStorage(mc, **pair), MemcachedStore(mc, **pair), in_memcached)
+        for key in seen:
+            await mc.delete(key)
+        await mc.close()
+    else:
+        from aiohttp_session.cookie_storage import EncryptedCookieStorage
+        from aiohttp_session.nacl_storage import NaClCookieStorage
+
+        key, kind = os.urandom(32), request.param  # aiohttp-session's raw-bytes key form
+
+        async def sealed_in(cookie: str) -> str:
+            return _opened(cookie, key, kind)
+
+        if kind == "cookie":
+            yield Interop(
+                EncryptedCookieStorage(key, **pair), EncryptedCookieStore(key, **pair), sealed_in
+            )
+        else:
+            yield Interop(NaClCookieStorage(key, **pair), NaClCookieStore(key, **pair), sealed_in)
+
+
+def cookie_after(resp: Any, sent: str) -> str:
+    """The session cookie a response set, else the one sent (a server-side id kept as is)."""
+    morsel = resp.cookies.get("AIOHTTP_SESSION")
+    return sent if morsel is None else str(morsel.value)
+
+
+TAGGED = '{"$dt": "' + WHEN.isoformat() + '"}'
 
 
 @AIOHTTP_SESSION_WARNS
-async def test_redis_sessions_interoperate_with_a_custom_pair(
-    aiohttp_client: Any, make_client: MakeClient, redis: Redis
+async def test_sessions_interoperate_with_aiohttp_session_given_the_same_pair(
+    interop: Interop, aiohttp_client: Any, make_client: MakeClient
 ) -> None:
-    from aiohttp_session.redis_storage import RedisStorage
+    """Redis, Memcached, Fernet and NaCl cookies: a session with datetimes written by either
+    library reads and writes in the other, and both keep the pair's text."""
+    theirs = await their_client(aiohttp_client, interop.theirs)
+    us = await ours(make_client, interop.ours)
 
-    theirs = await their_client(aiohttp_client, RedisStorage(redis, encoder=encode, decoder=decode))
-    us = await ours(make_client, RedisStore(redis, encoder=encode, decoder=decode))
-
-    # Theirs writes, we read and write, they read.
+    # They write, we read and write, they read.
     await theirs.get("/stamp", params={"key": "theirs"})
-    their_id = session_cookie(theirs)
-    assert b'{"$dt": ' in (await redis.get(f"AIOHTTP_SESSION_{their_id}") or b"")
-    resp = await send_cookie(us, "/stamp?key=ours", their_id)
+    cookie = session_cookie(theirs)
+    assert TAGGED in await interop.stored(cookie)
+    resp = await send_cookie(us, "/stamp?key=ours", cookie)
     assert await resp.json() == {"theirs": STAMPED, "ours": STAMPED}
-    assert await (await theirs.get("/")).json() == {"theirs": STAMPED, "ours": STAMPED}
+    cookie = cookie_after(resp, cookie)
+    assert (await interop.stored(cookie)).count(TAGGED) == 2
+    resp = await theirs.get("/", cookies={"AIOHTTP_SESSION": cookie})
+    assert await resp.json() == {"theirs": STAMPED, "ours": STAMPED}
 
     # We write first, they read and write, we read.
     await us.get("/stamp", params={"key": "first"})
-    our_id = session_cookie(us)
-    resp = await send_cookie(theirs, "/stamp?key=then", our_id)
+    cookie = session_cookie(us)
+    assert TAGGED in await interop.stored(cookie)
+    resp = await send_cookie(theirs, "/stamp?key=then", cookie)
     assert await resp.json() == {"first": STAMPED, "then": STAMPED}
-    resp = await us.get("/show")
+    cookie = cookie_after(resp, cookie)
+    resp = await send_cookie(us, "/show", cookie)
     assert await resp.json() == {"new": False, "data": {"first": STAMPED, "then": STAMPED}}
-    await redis.delete(f"AIOHTTP_SESSION_{their_id}", f"AIOHTTP_SESSION_{our_id}")
-
-
-@AIOHTTP_SESSION_WARNS
-async def test_encrypted_cookies_interoperate_with_a_custom_pair(
-    aiohttp_client: Any, make_client: MakeClient
-) -> None:
-    from aiohttp_session.cookie_storage import EncryptedCookieStorage
-
-    key = os.urandom(32)  # aiohttp-session's raw-bytes key form
-    storage = EncryptedCookieStorage(key, encoder=encode, decoder=decode)
-    theirs = await their_client(aiohttp_client, storage)
-    us = await ours(make_client, EncryptedCookieStore(key, encoder=encode, decoder=decode))
-
-    await theirs.get("/stamp", params={"key": "theirs"})
-    resp = await send_cookie(us, "/stamp?key=ours", session_cookie(theirs))
-    assert await resp.json() == {"theirs": STAMPED, "ours": STAMPED}
-    our_cookie = resp.cookies["AIOHTTP_SESSION"].value
-    resp = await theirs.get("/", cookies={"AIOHTTP_SESSION": our_cookie})
-    assert await resp.json() == {"theirs": STAMPED, "ours": STAMPED}
-
-    # And a cookie we made first reads in aiohttp-session.
-    await us.get("/stamp", params={"key": "first"})
-    resp = await theirs.get("/", cookies={"AIOHTTP_SESSION": session_cookie(us)})
-    assert await resp.json() == {"first": STAMPED}

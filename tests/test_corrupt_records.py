@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from aio_sessions import SerializationError, get_session
 from aio_sessions._ids import new_id, valid_id
 from aio_sessions.stores import SessionRecord
-from aio_sessions.stores._json import LATEST_EPOCH, MAX_AGE_LIMIT, MAX_DEPTH, dump_record, is_epoch
+from aio_sessions.stores._json import MAX_DEPTH, dump_record
+from aio_sessions.stores._record import LATEST_EPOCH, MAX_AGE_LIMIT, is_epoch
 
 from ._raw_kits import KIT_NAMES, RawKit, open_kit
 from .conftest import MakeClient, send_cookie, session_cookie

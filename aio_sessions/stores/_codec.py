@@ -92,7 +92,7 @@ class Codec:
 
     def decode(self, text: str) -> dict[str, Any]:
         """The record document in ``text``; ValueError when the decoder fails or gives back
-        something that is not one (checked further by ``_json.record_from_doc``)."""
+        something that is not one (checked further by ``_record.record_from_doc``)."""
         decoder = self.decoder
         if decoder is None:
             return _json.parse(text)

@@ -1,8 +1,8 @@
 """What MemcachedStore's items hold, and the expiry numbers memcached reads.
 
-A session is aiohttp-session's JSON record plus ``expires``, the exact end of its life (which
-aiohttp-session ignores): memcached counts in whole seconds. A user index is a JSON object
-``{session id: until when}``.
+A session is aiohttp-session's record (JSON, or the text of the store's ``encoder``) plus
+``expires``, the exact end of its life (which aiohttp-session ignores): memcached counts in
+whole seconds. A user index is a JSON object ``{session id: until when}``, whatever the codec.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import time
 from typing import Any, NamedTuple
 
 from .._ids import valid_id
-from ._json import dump_data, dump_record, is_epoch, parse, record_from_doc
+from ._codec import Codec
+from ._json import dump_data, dump_record, parse
+from ._record import is_epoch, record_from_doc
 from .base import SessionRecord
 
 log = logging.getLogger("aio_sessions")
@@ -42,18 +44,23 @@ def exptime(ttl: float) -> int:
     return seconds if seconds <= _THIRTY_DAYS else min(int(time.time()) + seconds, _LATEST)
 
 
-def dump_session(record: SessionRecord, ttl: float) -> bytes:
-    """A session's item: its record, and until when it is valid."""
-    return dump_record(record, extra={"expires": time.time() + ttl}).encode("utf-8")
+def dump_session(record: SessionRecord, ttl: float, codec: Codec | None) -> bytes:
+    """A session's item, encoded with ``codec`` (None: JSON): its record, and until when it
+    is valid."""
+    doc = dump_record(record, extra={"expires": time.time() + ttl}, codec=codec)
+    return doc.encode("utf-8")
 
 
-def load_session(session_id: str, raw: Any, cas: int | None) -> SessionRecord | None:
-    """The live record in a session's item; None when it expired, warned about when corrupt.
+def load_session(
+    session_id: str, raw: Any, cas: int | None, codec: Codec | None
+) -> SessionRecord | None:
+    """The live record in a session's item, decoded with ``codec`` (None: JSON); None when it
+    expired, warned about when corrupt.
 
     The record's ``stamp`` is what a merge compares and sets against.
     """
     try:
-        doc = parse(raw)
+        doc = parse(raw, codec)
         expires = doc.get("expires")  # absent when aiohttp-session wrote it
         if "expires" in doc and not is_epoch(expires):
             raise ValueError("session record's expiry is missing or out of range")

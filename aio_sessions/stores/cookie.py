@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from .._checks import describe, refuse_options
-from ._codec import Decoder, Encoder, make_codec
-from ._json import dump_record, parse, record_from_doc
-from .base import TTL, Changes, SessionRecord, Store
-
-log = logging.getLogger("aio_sessions")
+from .._checks import describe
+from ._codec import Decoder, Encoder
+from ._stateless import CookieStore, each_key
+from .base import SessionRecord
 
 Key = str | bytes | bytearray | Fernet
 
@@ -33,7 +30,7 @@ _KEY = "32 random bytes or a urlsafe-base64 Fernet key"
 _KEY_FIX = "e.g. EncryptedCookieStore(Fernet.generate_key())"
 
 
-def _fernet(name: str, key: Key) -> Fernet:
+def _fernet(name: str, key: object) -> Fernet:
     """32 raw bytes (aiohttp-session's form), or a urlsafe-base64 Fernet key, or a Fernet.
 
     Errors show the key's type and length, never the key.
@@ -54,7 +51,7 @@ def _fernet(name: str, key: Key) -> Fernet:
         raise ValueError(describe(name, key, _KEY, _KEY_FIX, secret=True)) from None
 
 
-class EncryptedCookieStore(Store):
+class EncryptedCookieStore(CookieStore):
     """Sessions kept by the browser in a Fernet-encrypted cookie.
 
     ``secret_key`` is one key or a list of keys: the first encrypts, all decrypt, so keys can
@@ -69,8 +66,6 @@ class EncryptedCookieStore(Store):
     ``encoder``/``decoder``: aiohttp-session's, applied to the record inside the token.
     """
 
-    stateless = True
-
     def __init__(
         self,
         secret_key: Key | Sequence[Key],
@@ -79,19 +74,9 @@ class EncryptedCookieStore(Store):
         decoder: Decoder | None = None,
         **aiohttp_session_options: NoReturn,
     ) -> None:
-        # aiohttp_session_options: EncryptedCookieStorage's cookie options, refused with the fix.
-        refuse_options(
-            "EncryptedCookieStore(secret_key)", aiohttp_session_options, ("encoder", "decoder")
-        )
-        if isinstance(secret_key, (str, bytes, bytearray, Fernet)):
-            fernets = [_fernet("secret_key", secret_key)]
-        elif isinstance(secret_key, Iterable):
-            fernets = [_fernet(f"secret_key[{i}]", k) for i, k in enumerate(secret_key)]
-        else:
-            raise TypeError(describe("secret_key", secret_key, _KEY, _KEY_FIX, secret=True))
-        if not fernets:
-            expected = "at least one key (the first encrypts, all decrypt)"
-            raise ValueError(describe("secret_key", secret_key, expected, _KEY_FIX))
+        call = "EncryptedCookieStore(secret_key)"
+        super().__init__(call, aiohttp_session_options, encoder, decoder)
+        fernets = each_key(secret_key, _fernet, _KEY_FIX)
         # One key needs no MultiFernet, which would only add a layer to every call.
         self._fernet = fernets[0] if len(fernets) == 1 else MultiFernet(fernets)
         # Plaintexts of recently seen or issued tokens: a browser sends the same cookie
@@ -99,59 +84,27 @@ class EncryptedCookieStore(Store):
         # An OrderedDict drops its oldest entry in O(1); a dict's first key gets slower to
         # find the more entries were deleted before it.
         self._plain: OrderedDict[str, str] = OrderedDict()
-        self._codec = make_codec("EncryptedCookieStore(secret_key)", encoder, decoder)
 
     def _remember(self, token: str, plain: str) -> None:
         if len(self._plain) >= _PLAIN_CACHE:
             self._plain.popitem(last=False)
         self._plain[token] = plain
 
-    async def load(self, token: str) -> SessionRecord | None:
-        raw = self._plain.get(token)
-        if raw is None:
+    def _open(self, token: str) -> str | None:
+        plain = self._plain.get(token)
+        if plain is None:
             try:
-                raw = self._fernet.decrypt(token.encode("utf-8")).decode("utf-8")
+                plain = self._fernet.decrypt(token.encode("utf-8")).decode("utf-8")
             except (InvalidToken, UnicodeError):
-                if token:
-                    log.warning("cannot decrypt a session cookie; starting a fresh session")
                 return None
-            self._remember(token, raw)
-        try:
-            record = record_from_doc(None, parse(raw, self._codec))
-        except ValueError:
-            log.warning("ignoring a corrupt session cookie")
-            return None
-        if record.accessed is None:
-            # aiohttp-session's cookies carry no activity time: the token's own will do.
-            record.accessed = float(self._fernet.extract_timestamp(token.encode("utf-8")))
-        return record
+            self._remember(token, plain)
+        return plain
 
-    async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
-        return self._encrypt(record)
-
-    async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
-        return self._encrypt(record)
-
-    def _encrypt(self, record: SessionRecord) -> str:
-        plain = dump_record(record, with_id=True, codec=self._codec)
+    def _seal(self, plain: str) -> str:
         token = self._fernet.encrypt(plain.encode("utf-8")).decode()
         self._remember(token, plain)
         return token
 
-    async def delete(self, session_id: str) -> bool:
-        return False  # nothing on the server; the middleware deletes the cookie
-
-    async def link_user(self, user: str, session_id: str, ttl: float) -> None:
-        self._stateless("index sessions by user")
-
-    async def user_sessions(self, user: str) -> list[str]:
-        self._stateless("find a user's sessions")
-
-    async def count(self) -> int:
-        self._stateless("count sessions")
-
-    async def clear(self) -> None:
-        self._stateless("clear sessions (rotate the secret key instead)")
-
-    def _stateless(self, action: str) -> NoReturn:
-        raise TypeError(f"EncryptedCookieStore keeps sessions in cookies: it cannot {action}")
+    def _accessed(self, token: str, record: SessionRecord) -> float:
+        # aiohttp-session's cookies carry no activity time: the token's own will do.
+        return float(self._fernet.extract_timestamp(token.encode("utf-8")))

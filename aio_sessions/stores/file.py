@@ -24,7 +24,8 @@ from .._checks import check_path, refuse_options
 from .._ids import valid_id
 from ._blocking import BlockingStore
 from ._codec import Decoder, Encoder, make_codec
-from ._json import dump_record, is_epoch, parse, record_from_doc
+from ._json import dump_record, parse
+from ._record import is_epoch, record_from_doc
 from .base import SessionRecord
 
 log = logging.getLogger("aio_sessions")

@@ -1,10 +1,10 @@
 """Memcached store on aiomcache: sessions shared by processes on many machines, kept in RAM.
 
-Each session is one item, ``AIOHTTP_SESSION_<id>`` holding aiohttp-session's JSON, so either
-library reads and writes the other's sessions. Loading is one ``gets``; saving merges the
-request's changed keys into what is stored and writes it with ``cas``, which memcached refuses
-when another request wrote since: the merge is then redone on the new value. A new session is
-one ``set``.
+Each session is one item, ``AIOHTTP_SESSION_<id>`` holding aiohttp-session's JSON (or what
+the store's ``encoder`` writes), so either library reads and writes the other's sessions.
+Loading is one ``gets``; saving merges the request's changed keys into what is stored and
+writes it with ``cas``, which memcached refuses when another request wrote since: the merge is
+then redone on the new value. A new session is one ``set``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from aiomcache import ClientException, FlagClient, ValidationException
 from .._checks import check_positive, check_str, describe, refuse_options
 from .._ids import valid_id
 from ..errors import StoreUnavailable
+from ._codec import Decoder, Encoder, make_codec
 from ._memcached_format import (
     Stamp,
     dump_index,
@@ -62,6 +63,8 @@ class MemcachedStore(Store):
     ``_``: give ``"<cookie_name>_"`` if you changed the cookie name there). Per-user indexes
     live under ``<key_prefix>user:<SHA-256 of the user>``. ``command_timeout`` is how many
     seconds a command may take before the request fails with ``StoreUnavailable`` (a 503).
+    ``encoder``/``decoder``: aiohttp-session's, for the text of each session's item (the
+    per-user indexes are this store's own JSON, which aiohttp-session never reads).
 
     What memcached cannot do, and what that means here:
 
@@ -87,10 +90,12 @@ class MemcachedStore(Store):
         *,
         key_prefix: str = "AIOHTTP_SESSION_",
         command_timeout: float = 2.0,
+        encoder: Encoder | None = None,
+        decoder: Decoder | None = None,
         **aiohttp_session_options: NoReturn,
     ) -> None:
         # aiohttp_session_options: MemcachedStorage's cookie options, refused with the fix.
-        valid = ("key_prefix", "command_timeout")
+        valid = ("key_prefix", "command_timeout", "encoder", "decoder")
         refuse_options("MemcachedStore(client)", aiohttp_session_options, valid)
         if not isinstance(client, FlagClient):
             fix = "e.g. MemcachedStore(aiomcache.Client('127.0.0.1', 11211))"
@@ -113,6 +118,7 @@ class MemcachedStore(Store):
             example="MemcachedStore(client, command_timeout=2)",
             optional=False,
         )
+        self._codec = make_codec("MemcachedStore(client)", encoder, decoder)
         self.client = client
         self.key_prefix = key_prefix
         self.command_timeout = command_timeout
@@ -153,12 +159,12 @@ class MemcachedStore(Store):
         raw, cas = await self._call(self.client.gets(self._key(token)))
         if raw is None:
             return None
-        return load_session(token, raw, cas)
+        return load_session(token, raw, cas, self._codec)
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
             seconds = ttl_of(ttl, record)
-            value = dump_session(record, seconds)
+            value = dump_session(record, seconds, self._codec)
             await self._call(self.client.set(self._key(record.id), value, exptime(seconds)))
             record.stamp = None  # the new cas token is unknown until the next gets
             return record.id
@@ -183,12 +189,12 @@ class MemcachedStore(Store):
                     if raw is None or cas is None:
                         return None
                     stamp = Stamp(cas, raw)
-                current = load_session(record.id, stamp.raw, stamp.cas)
+                current = load_session(record.id, stamp.raw, stamp.cas, self._codec)
                 if current is None:
                     return None  # expired, or corrupt: a fresh session, never a repaired one
                 merged = merge(current, record, changes)
                 seconds = ttl_of(ttl, merged)
-                value = dump_session(merged, seconds)
+                value = dump_session(merged, seconds, self._codec)
                 if await self._call(self.client.cas(key, value, stamp.cas, exptime(seconds))):
                     record.stamp = None
                     adopt(record, merged)

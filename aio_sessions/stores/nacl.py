@@ -3,26 +3,23 @@ state.
 
 Cookies are interchangeable with aiohttp-session's ``NaClCookieStorage``: the same 32-byte
 key, a random 24-byte nonce before the ciphertext, standard base64 of both as the cookie
-value, and aiohttp-session's JSON record inside.
+value, and aiohttp-session's JSON record inside (or, given the same ``encoder`` and
+``decoder``, what that pair writes and reads).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
 
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
-from .._checks import describe, refuse_options
-from ._json import dump_record, parse, record_from_doc
-from ._stateless import CookieStore
-from .base import TTL, Changes, SessionRecord
-
-log = logging.getLogger("aio_sessions")
+from .._checks import describe
+from ._codec import Decoder, Encoder
+from ._stateless import CookieStore, each_key
 
 Key = str | bytes | bytearray | SecretBox
 
@@ -32,7 +29,7 @@ _KEY_FIX = "e.g. NaClCookieStore(nacl.utils.random(32))"
 _SHORTEST = SecretBox.NONCE_SIZE + SecretBox.MACBYTES
 
 
-def _box(name: str, key: Key) -> SecretBox:
+def _box(name: str, key: object) -> SecretBox:
     """A SecretBox for 32 raw bytes (aiohttp-session's form), their urlsafe-base64 text, or a
     SecretBox. Errors show the key's type and length, never the key."""
     if isinstance(key, SecretBox):
@@ -62,23 +59,20 @@ class NaClCookieStore(CookieStore):
     session race (the last response's cookie wins). A NaCl box carries no timestamp, so a
     cookie written by aiohttp-session, which records no activity time, is aged from its
     ``created`` time, as aiohttp-session itself ages it.
+
+    ``encoder``/``decoder``: aiohttp-session's, applied to the record inside the box.
     """
 
     def __init__(
-        self, secret_key: Key | Sequence[Key], **aiohttp_session_options: NoReturn
+        self,
+        secret_key: Key | Sequence[Key],
+        *,
+        encoder: Encoder | None = None,
+        decoder: Decoder | None = None,
+        **aiohttp_session_options: NoReturn,
     ) -> None:
-        # aiohttp_session_options: NaClCookieStorage's cookie options, refused with the fix.
-        refuse_options("NaClCookieStore(secret_key)", aiohttp_session_options)
-        if isinstance(secret_key, (str, bytes, bytearray, SecretBox)):
-            boxes = [_box("secret_key", secret_key)]
-        elif isinstance(secret_key, Iterable):
-            boxes = [_box(f"secret_key[{i}]", k) for i, k in enumerate(secret_key)]
-        else:
-            raise TypeError(describe("secret_key", secret_key, _KEY, _KEY_FIX, secret=True))
-        if not boxes:
-            expected = "at least one key (the first encrypts, all decrypt)"
-            raise ValueError(describe("secret_key", secret_key, expected, _KEY_FIX))
-        self._boxes = boxes
+        super().__init__("NaClCookieStore(secret_key)", aiohttp_session_options, encoder, decoder)
+        self._boxes = each_key(secret_key, _box, _KEY_FIX)
 
     def _open(self, token: str) -> bytes | None:
         """The plaintext of a cookie value, or None when no key opens it."""
@@ -95,28 +89,6 @@ class NaClCookieStore(CookieStore):
                 continue
         return None
 
-    async def load(self, token: str) -> SessionRecord | None:
-        plain = self._open(token)
-        if plain is None:
-            if token:
-                log.warning("cannot decrypt a session cookie; starting a fresh session")
-            return None
-        try:
-            record = record_from_doc(None, parse(plain))
-        except ValueError:
-            log.warning("ignoring a corrupt session cookie")
-            return None
-        if record.accessed is None:
-            record.accessed = float(record.created)
-        return record
-
-    async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
-        return self._seal(record)
-
-    async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
-        return self._seal(record)
-
-    def _seal(self, record: SessionRecord) -> str:
-        plain = dump_record(record, with_id=True).encode("utf-8")
+    def _seal(self, plain: str) -> str:
         # encrypt() draws a fresh random nonce and puts it before the ciphertext.
-        return base64.b64encode(self._boxes[0].encrypt(plain)).decode("ascii")
+        return base64.b64encode(self._boxes[0].encrypt(plain.encode("utf-8"))).decode("ascii")
