@@ -7,13 +7,16 @@ talks to a Redis the suite did not start, unless REDIS_URL names one.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,7 +73,38 @@ def _ping(port: int) -> bool:
         return False
 
 
-class RedisServer:
+class _ServerProcess:
+    """A server binary run on a loopback port until ``stop``; restartable on that port."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def _launch(self, args: list[str], ready: Callable[[], bool], name: str, **popen: Any) -> None:
+        """Start ``args`` and wait up to 10 s for ``ready()``; RuntimeError if it never is."""
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"{name} did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+class RedisServer(_ServerProcess):
     """One redis-server that keeps nothing on disk; can be stopped and restarted on its port."""
 
     def __init__(self, *extra: str, port: int | None = None, workdir: Path | None = None) -> None:
@@ -81,7 +115,6 @@ class RedisServer:
         self.port = port or free_port(bus="--cluster-enabled" in extra)
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="aio-sessions-redis-"))
         self.extra = extra
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -98,28 +131,9 @@ class RedisServer:
             "--protected-mode", "no",
             *self.extra,
         ]  # fmt: skip
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if _ping(self.port):
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        ready = functools.partial(_ping, self.port)
+        self._launch(args, ready, f"redis-server on port {self.port}", cwd=self.workdir)
+        return self
 
 
 class RedisCluster:
@@ -192,7 +206,7 @@ def _memcached_version(port: int) -> bool:
         return False
 
 
-class MemcachedServer:
+class MemcachedServer(_ServerProcess):
     """One memcached on a loopback port; can be stopped and restarted on that port."""
 
     def __init__(self) -> None:
@@ -202,29 +216,11 @@ class MemcachedServer:
         self.binary = binary
         self.host = "127.0.0.1"
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> MemcachedServer:
         args = [self.binary, "-l", self.host, "-p", str(self.port), "-U", "0", "-m", "64"]
         if os.geteuid() == 0:
             args += ["-u", "root"]  # memcached refuses to run as root unless told to
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if _memcached_version(self.port):
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"memcached did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        ready = functools.partial(_memcached_version, self.port)
+        self._launch(args, ready, f"memcached on port {self.port}")
+        return self
