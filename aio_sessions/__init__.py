@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import stores
+from .devices import SessionInfo
 from .errors import CookieTooLarge, SerializationError, SessionError, StoreUnavailable
 from .manager import SessionManager
 from .middleware import get_manager, get_session, new_session, session_middleware, setup
@@ -38,6 +39,7 @@ __all__ = [
     "SerializationError",
     "Session",
     "SessionError",
+    "SessionInfo",
     "SessionManager",
     "SocketRegistry",
     "Store",

@@ -36,6 +36,7 @@ _FLAGS = (
     "trust_proxy",
     "ws_allow_missing_origin",
     "ws_touch",
+    "track_devices",
 )
 # aiohttp-session's storages, and the store that replaces each.
 _STORE_FOR = {
@@ -84,6 +85,29 @@ def check_store(store: object) -> Store:
     raise TypeError(describe("store", store, "a session store instance", fix))
 
 
+def refuse_cookie_store(store: Store, config: SessionConfig) -> None:
+    """Refuse the options a cookie store cannot serve, with what to write instead."""
+    if not store.stateless:
+        return
+    name = type(store).__name__
+    if config.secret:
+        raise ValueError(
+            f"secret= signs session ids kept on the server, and {name} keeps the whole session "
+            "in a cookie that its own key already authenticates: a signature would only add "
+            f"bytes to a cookie browsers cap at 4096. Leave secret out (rotate keys with "
+            f"{name}([new_key, old_key])), or keep sessions on the server, e.g. RedisStore"
+        )
+    for option in ("track_devices", "max_sessions_per_user"):
+        value = getattr(config, option)
+        if value:
+            expected = f"{'False' if option == 'track_devices' else 'None'} with {name}"
+            fix = (
+                "it keeps no session on the server, so it cannot list or end a user's "
+                "sessions: keep sessions on the server, e.g. RedisStore, or leave it out"
+            )
+            raise ValueError(describe(option, value, expected, fix))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionConfig:
     """The options of ``setup`` / ``session_middleware``; see docs/options.md."""
@@ -109,6 +133,8 @@ class SessionConfig:
     secret: SecretArg | None = field(default=None, repr=False)
     id_factory: IdFactory | None = None
     token_header: str | None = None
+    track_devices: bool = False
+    max_sessions_per_user: int | None = None
     #: Signs and verifies session tokens with ``secret`` (passes them through without one).
     signer: Signer = field(init=False, repr=False, compare=False, default=Signer())
     # Derived once from the options above, for the per-request paths.
@@ -145,11 +171,22 @@ class SessionConfig:
         object.__setattr__(self, "signer", Signer(keys))
         check_id_factory(self.id_factory)
         check_token_header(self.token_header)
+        self._check_sessions_per_user()
         self._check_secure_cookie()
         limits = [t for t in (self.idle_timeout, self.max_age) if t is not None]
         object.__setattr__(self, "_lifetime", min(limits) if limits else DEFAULT_LIFETIME)
         if self.idle_timeout is not None:
             object.__setattr__(self, "_touch_every", min(60.0, self.idle_timeout / 10))
+
+    def _check_sessions_per_user(self) -> None:
+        """A cap counts a user's sessions in the per-user index, which needs ``user_key``."""
+        cap = self.max_sessions_per_user
+        example = "max_sessions_per_user=5"
+        check_positive("max_sessions_per_user", cap, whole=True, unit="sessions", example=example)
+        if cap is not None and self.user_key is None:
+            expected = "None with user_key=None: the cap counts sessions by user"
+            fix = f"e.g. user_key='user' (the default) with {example}"
+            raise ValueError(describe("max_sessions_per_user", cap, expected, fix))
 
     def _check_secure_cookie(self) -> None:
         """Refuse what makes browsers drop the cookie: SameSite=None or a __Secure-/__Host-

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from .config import SessionConfig
+from .config import SessionConfig, refuse_cookie_store
+from .devices import Devices, EndCallback, SessionInfo
 from .errors import StoreUnavailable
 from .events import Events
 from .registry import SocketRegistry
@@ -38,11 +38,11 @@ class SessionManager:
     Every method that reaches the store raises StoreUnavailable when it cannot be reached.
     Times are epoch seconds. A cookie store keeps no session on the server: ``update``,
     ``delete``, ``expires_at``, ``count`` and ``user_session_ids`` raise TypeError with it.
+    A user's sessions as devices, and ``on_session_end``: docs/devices.md.
     """
 
     def __init__(self, store: Store, config: SessionConfig) -> None:
-        if config.secret and store.stateless:
-            raise ValueError(_secret_on_cookie_store(store))
+        refuse_cookie_store(store, config)
         self.store = store
         self.config = config
         #: The session token in and out of requests: the cookie, the token header, signing.
@@ -53,6 +53,13 @@ class SessionManager:
         self.events = Events(store)
         #: The WebSockets open in this process, by session and by user.
         self.sockets = SocketRegistry(self, self.events)
+        #: Callbacks ``async def on_end(info: SessionInfo, reason: str)`` run as tasks when
+        #: this process ends a session of a user (reasons: ``devices.REASONS``).
+        self.on_session_end: list[EndCallback] = []
+        #: A user's sessions: listing, ending, the cap, the end callbacks.
+        self.devices = Devices(
+            store, config, self.users, self.sockets, self._load_live, self.on_session_end
+        )
 
     # -- requests ---------------------------------------------------------------------
 
@@ -96,17 +103,15 @@ class SessionManager:
 
     async def _expire(self, record: SessionRecord) -> None:
         """Remove a record found past its end (a cookie store has nothing to remove)."""
-        if not self.store.stateless:
-            await self.store.delete(record.id)
+        if not self.store.stateless and await self.store.delete(record.id):
+            self.devices.ended(record, "expired")
 
     async def save(self, session: Session) -> None:
         """Write what the session changed and decide which cookie the response carries."""
         doomed = session._doomed
         if doomed:
             session._doomed = []
-            for session_id in doomed:
-                await self.store.delete(session_id)
-            await self.sockets.revoke(doomed)
+            await self.devices.end_doomed(doomed)
         if session._new:
             await self._save_new(session, ended=bool(doomed))
         elif session._changed or session._max_age_set:
@@ -168,6 +173,7 @@ class SessionManager:
             raise RuntimeError(f"{type(self.store).__name__}.save refused a new session")
         if link is not None:
             await self.store.link_user(*link)
+            await self.devices.cap(record)
         if self.store.stateless:
             self.transport.check_size(value)
         if value != session._token:  # else the browser has it: announced on a socket's 101
@@ -198,6 +204,8 @@ class SessionManager:
             await self.users.renew(record, now, wrote_user=False)
         if changes is not None:
             await self.sockets.changes.saved(session, record, _changed_keys(changes))
+            if wrote_user:
+                await self.devices.cap(record)
         config = self.config
         if (
             value != session._token
@@ -311,6 +319,8 @@ class SessionManager:
         if await self.store.save(record, changes, self._ttl(now)) is None:
             return False
         await self.sockets.changes.saved(None, record, _changed_keys(changes))
+        if self.config.user_key in data:
+            await self.devices.cap(record)
         return True
 
     async def record_activity(self, session_id: str) -> SessionRecord | None:
@@ -332,38 +342,34 @@ class SessionManager:
     async def delete(self, session_id: str) -> bool:
         """Destroy a session and close its WebSockets; False when there was none."""
         self._need_server_state("delete")
-        existed = await self.store.delete(session_id)
-        await self.sockets.revoke([session_id])
-        return existed
+        return await self.devices.delete(session_id)
 
-    async def logout_user(self, user: str | int) -> int:
+    async def logout_user(self, user: str | int, keep: str | None = None) -> int:
         """Log ``user`` out everywhere: destroy their sessions, close their sockets in every
         process. Returns how many sessions were destroyed (0 when the user had none).
 
-        ``user`` is the value under ``user_key``: a str, or an int (the same user as its
-        decimal string). With a cookie store no session can be destroyed, but the sockets are
-        still closed, and it returns 0. Raises TypeError for another type of ``user``, or
-        with ``setup(user_key=None)``, which keeps no per-user index.
+        ``keep``: a session id to leave alone, with its sockets ("log out all other devices":
+        ``keep=session.id``). ``user`` is the value under ``user_key``: a str, or an int (the
+        same user as its decimal string). With a cookie store no session can be destroyed:
+        the sockets are still closed and it returns 0, and ``keep`` is a TypeError. Raises
+        TypeError for another type of ``user``, or with ``setup(user_key=None)``.
         """
-        name = self.user_name(user)
-        session_ids = [] if self.store.stateless else await self.user_session_ids(name)
-        destroyed = 0
-        for session_id in session_ids:
-            destroyed += await self.store.delete(session_id)
-        await self.sockets.revoke(session_ids, users=[name])
-        return destroyed
+        return await self.devices.logout_user(user, keep)
 
     async def user_session_ids(self, user: str | int) -> list[str]:
-        """The ids of the live sessions whose ``user_key`` names ``user``.
+        """The ids of the live sessions whose ``user_key`` names ``user`` (each candidate of
+        the index checked against its stored data)."""
+        return [record.id for record in await self.devices.records(user)]
 
-        The index may still list sessions that have since changed user or logged out by
-        deleting the key: each candidate is checked against its stored data.
-        """
-        name = self.users.name(user)
-        candidates = await self.store.user_sessions(name)
-        now = time.time()
-        records = await asyncio.gather(*(self._load_live(sid, now) for sid in candidates))
-        return [r.id for r in records if r is not None and self.users.of(r) == name]
+    async def user_sessions(self, user: str | int) -> list[SessionInfo]:
+        """The live sessions of ``user`` as devices, oldest first; [] with a cookie store."""
+        return await self.devices.sessions(user)
+
+    async def end_session(self, handle: str, *, user: str | int | None = None) -> bool:
+        """End the session a ``SessionInfo.handle`` names and close its sockets everywhere;
+        False when it is not live. With ``user``, a handle of a session of anyone else is
+        refused (False, nothing ended): pass the logged-in user to check ownership."""
+        return await self.devices.end(handle, user)
 
     def session_user(self, session: Session) -> str | None:
         """The user a session belongs to (its ``user_key`` value as a str), or None."""
@@ -387,14 +393,3 @@ class SessionManager:
 
 def _changed_keys(changes: Changes) -> frozenset[str]:
     return frozenset(changes.set) | changes.removed
-
-
-def _secret_on_cookie_store(store: Store) -> str:
-    """Why ``secret=`` and a cookie store do not go together, and what to write instead."""
-    name = type(store).__name__
-    return (
-        f"secret= signs session ids kept on the server, and {name} keeps the whole session "
-        "in a cookie that its own key already authenticates: a signature would only add bytes "
-        f"to a cookie browsers cap at 4096. Leave secret out (rotate keys with "
-        f"{name}([new_key, old_key])), or keep sessions on the server, e.g. RedisStore"
-    )

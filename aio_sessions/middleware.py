@@ -20,10 +20,11 @@ from ._checks import describe
 from .activity import SocketActivity
 from .config import SessionConfig, check_store
 from .conflicts import refuse_aiohttp_session
+from .devices import seen_by
 from .errors import StoreUnavailable
 from .manager import SessionManager
 from .registry import Guard, SocketRegistry, bind, unbind
-from .session import Session
+from .session import Session, note_device
 from .stores.base import Store
 from .stores.memory import MemoryStore
 
@@ -63,6 +64,7 @@ class _RequestState:
         session = self.session
         if session is None or not self.manager.commit_due(session, socket=socket):
             return
+        note_device(session, *seen_by(request, self.manager.config))
         cookie = await self.manager.commit(session, socket=socket)
         if cookie is not None:
             self.manager.transport.send(request, response, cookie, session.max_age)
@@ -245,6 +247,7 @@ def setup(app: web.Application, store: Store | None = None, **options: Any) -> S
     async def close(app: web.Application) -> None:
         await manager.sockets.stop()
         await middleware.close()
+        await manager.devices.close()
         await manager.store.close()
 
     app.on_startup.append(start)

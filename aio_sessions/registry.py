@@ -21,6 +21,7 @@ from aiohttp import web
 
 from .errors import StoreUnavailable
 from .events import Events, fingerprint, strings
+from .session import session_info
 
 if TYPE_CHECKING:
     from .manager import SessionManager
@@ -278,6 +279,9 @@ class SocketRegistry:
                 return
         if deadline is None or deadline <= time.time():
             self._close([binding.ws], CLOSE_SESSION_EXPIRED)
+            info = session_info(session)
+            if info is not None:
+                manager.devices.announce(info, "expired")
         else:
             self._schedule_expiry(binding, deadline)
 

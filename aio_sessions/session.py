@@ -8,6 +8,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .config import check_max_age
+from .devices import Doomed, SessionInfo, handle_of, info_of
 from .stores.base import Changes, SessionRecord
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ class Session(MutableMapping[str, Any]):
         self._max_age_set = False
         # Set at load: the session changed nothing but should record this activity.
         self._due = False
-        self._doomed: list[str] = []
+        # Sessions this request ended, deleted on save: (id, reason, what it was).
+        self._doomed: list[Doomed] = []
         # The cookie the response must carry: a value, "" to delete it, or None.
         self._cookie: str | None = None
         # The cookie value the request arrived with, if any.
@@ -102,6 +104,15 @@ class Session(MutableMapping[str, Any]):
     def id(self) -> str:
         """The session id. Treat it as a secret: never log it or put it in a URL."""
         return self._record.id
+
+    @property
+    def handle(self) -> str | None:
+        """This session's handle, as ``manager.user_sessions`` lists it (to mark the current
+        device); None until the session is stored, and for a session of no user."""
+        if self._new:
+            return None
+        user = self._manager.users.of(self._record)
+        return None if user is None else handle_of(user, self._record.id)
 
     @property
     def new(self) -> bool:
@@ -169,8 +180,7 @@ class Session(MutableMapping[str, Any]):
 
         Writing to the session afterwards starts a new one with a new id.
         """
-        if self._named():
-            self._doomed.append(self._record.id)
+        self._end("logout")
         self._start_over()
 
     def _start_over(self) -> None:
@@ -188,8 +198,7 @@ class Session(MutableMapping[str, Any]):
 
         Call it when privileges change (login) to defeat session fixation.
         """
-        if self._named():
-            self._doomed.append(self._record.id)
+        self._end("regenerate")
         self._record.id = self._manager.config.new_id()
         self._new = True
 
@@ -233,6 +242,11 @@ class Session(MutableMapping[str, Any]):
 
     # -- for the manager --------------------------------------------------------------
 
+    def _end(self, reason: str) -> None:
+        """Doom the current id, if a browser may hold it, with what the session was."""
+        if self._named():
+            self._doomed.append((self._record.id, reason, session_info(self)))
+
     def _named(self) -> bool:
         """Whether a browser may hold this session's id: stored, or announced on a 101.
 
@@ -267,6 +281,19 @@ def note_activity(session: Session, now: float) -> None:
     """Move the last activity of a session not stored yet (an anonymous socket's messages):
     its deadline, which the socket's expiry timer reads, follows; no store is involved."""
     session._record.accessed = now
+
+
+def note_device(session: Session, agent: str | None, ip: str | None) -> None:
+    """Record the device a request shows (``devices.seen_by``) with the session's next write:
+    it costs no write of its own."""
+    record = session._record
+    record.agent, record.ip = agent, ip
+
+
+def session_info(session: Session) -> SessionInfo | None:
+    """What a session of a user shows of itself (None for a session of no user)."""
+    user = session._manager.users.of(session._record)
+    return None if user is None else info_of(session._record, user)
 
 
 def _blank_record(manager: SessionManager) -> SessionRecord:

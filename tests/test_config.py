@@ -302,6 +302,8 @@ OPTION_SAMPLES: dict[str, tuple[object, object]] = {
     "secret": ("a secret of thirty-two bytes or more", "short"),
     "id_factory": (lambda: uuid.uuid4().hex, lambda: "short"),
     "token_header": ("X-Session-Token", "Set-Cookie"),
+    "track_devices": (True, "yes"),
+    "max_sessions_per_user": (5, 0),
 }
 
 

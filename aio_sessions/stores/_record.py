@@ -2,7 +2,8 @@
 that make a decoded document a record.
 
 aiohttp-session writes ``{"created": <int>, "session": {...}}``; it ignores other keys, so
-ours ride along (``accessed``, ``max_age``, ``linked``, ``watched``; ``id`` for cookie stores)
+ours ride along (``accessed``, ``max_age``, ``linked``, ``watched``, the device fields
+``user_agent`` and ``ip`` when tracked; ``id`` for cookie stores)
 and a site can switch between the libraries either way. The same rules hold for every codec:
 the JSON one of ``_json.py`` and a store's own ``encoder``/``decoder`` alike.
 """
@@ -19,6 +20,10 @@ from .base import SessionRecord
 LATEST_EPOCH = 253_402_300_799
 #: The longest per-session cookie lifetime a record may hold: ten years.
 MAX_AGE_LIMIT = 10 * 366 * 24 * 3600
+#: The longest User-Agent a record keeps (longer ones are cut to this when recorded).
+MAX_AGENT = 256
+#: The longest address a record keeps: an IPv6 address with a zone fits.
+MAX_IP = 64
 
 
 def document(
@@ -31,7 +36,7 @@ def document(
     """
     problem = _header_problem(
         record.created, record.accessed, record.max_age, record.linked, record.watched
-    )
+    ) or _device_problem(record.agent, record.ip)
     if problem is not None:
         raise SerializationError(None, ValueError(problem))
     doc: dict[str, Any] = {"created": record.created, "session": record.data}
@@ -43,6 +48,10 @@ def document(
         doc["linked"] = record.linked
     if record.watched is not None:
         doc["watched"] = record.watched
+    if record.agent is not None:
+        doc["user_agent"] = record.agent
+    if record.ip is not None:
+        doc["ip"] = record.ip
     if with_id:
         doc["id"] = record.id
     if extra:
@@ -62,6 +71,8 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
     max_age: Any = doc.get("max_age")
     linked: Any = doc.get("linked")
     watched: Any = doc.get("watched")
+    agent: Any = doc.get("user_agent")
+    ip: Any = doc.get("ip")
     if session_id is None:
         sid = doc.get("id")
         if sid is None:
@@ -72,10 +83,8 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
         sid = session_id
     if type(data) is not dict:
         raise ValueError("session record's data is not an object")
-    problem = _header_problem(created, accessed, max_age) or (
-        None
-        if linked is None or is_epoch(linked)
-        else "session record's linked time is out of range"
+    problem = _header_problem(created, accessed, max_age, linked, watched) or _device_problem(
+        agent, ip
     )
     if problem is not None:
         raise ValueError(problem)
@@ -87,6 +96,8 @@ def record_from_doc(session_id: str | None, doc: dict[str, Any]) -> SessionRecor
         max_age,
         None if linked is None else float(linked),
         None if watched is None else float(watched),
+        agent,
+        ip,
     )
 
 
@@ -116,4 +127,13 @@ def _header_problem(
     for name, value in (("linked", linked), ("watched", watched)):
         if value is not None and not is_epoch(value):
             return f"session record's {name} time is out of range"
+    return None
+
+
+def _device_problem(agent: object, ip: object) -> str | None:
+    """What is wrong with a record's device fields (text of bounded length, or absent)."""
+    if agent is not None and (type(agent) is not str or len(agent) > MAX_AGENT):
+        return "session record's user_agent is not text of at most 256 characters"
+    if ip is not None and (type(ip) is not str or len(ip) > MAX_IP):
+        return "session record's ip is not text of at most 64 characters"
     return None

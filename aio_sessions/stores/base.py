@@ -28,6 +28,8 @@ class SessionRecord:
     max_age: int | None = None
     linked: float | None = None
     watched: float | None = None
+    agent: str | None = None
+    ip: str | None = None
     stamp: Any = field(default=None, repr=False, compare=False)
 
 
@@ -127,7 +129,8 @@ def merge(current: SessionRecord, record: SessionRecord, changes: Changes) -> Se
     """Apply one request's changes to the record a store holds now.
 
     The stored ``max_age`` is kept unless this request set one; ``linked`` keeps the later of
-    the two, and so ``watched``. Empty changes are a touch: only ``accessed`` moves.
+    the two, and so ``watched``. Empty changes are a touch: only ``accessed`` moves, and the
+    device fields, which are the writer's as ``accessed`` is.
     """
     data = dict(current.data)
     for key in changes.removed:
@@ -141,6 +144,8 @@ def merge(current: SessionRecord, record: SessionRecord, changes: Changes) -> Se
         max_age=record.max_age if changes.max_age else current.max_age,
         linked=later(current.linked, record.linked),
         watched=later(current.watched, record.watched),
+        agent=record.agent,
+        ip=record.ip,
     )
 
 

@@ -28,6 +28,8 @@ class _Entry:
     max_age: int | None
     linked: float | None
     watched: float | None
+    agent: str | None = None
+    ip: str | None = None
 
 
 class MemoryStore(Store):
@@ -93,6 +95,7 @@ class MemoryStore(Store):
         """Store ``entry`` as the record's latest state; the record learns what was kept."""
         session_id = record.id
         entry.accessed = record.accessed
+        entry.agent, entry.ip = record.agent, record.ip
         entry.linked = later(entry.linked, record.linked)
         entry.watched = later(entry.watched, record.watched)
         record.max_age, record.linked, record.watched = entry.max_age, entry.linked, entry.watched
@@ -127,7 +130,15 @@ class MemoryStore(Store):
         if data is None:
             return None
         return SessionRecord(
-            token, data, entry.created, entry.accessed, entry.max_age, entry.linked, entry.watched
+            token,
+            data,
+            entry.created,
+            entry.accessed,
+            entry.max_age,
+            entry.linked,
+            entry.watched,
+            entry.agent,
+            entry.ip,
         )
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
