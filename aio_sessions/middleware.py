@@ -53,6 +53,7 @@ class _RequestState:
         tokens, stale = self.manager.transport.incoming(request)
         session = await self.manager.load(*tokens, stale=stale)
         if self.session is None:  # another task of this request may have won
+            note_device(session, *seen_by(request, self.manager.config))
             self.session = session
         return self.session
 
@@ -64,7 +65,6 @@ class _RequestState:
         session = self.session
         if session is None or not self.manager.commit_due(session, socket=socket):
             return
-        note_device(session, *seen_by(request, self.manager.config))
         cookie = await self.manager.commit(session, socket=socket)
         if cookie is not None:
             self.manager.transport.send(request, response, cookie, session.max_age)

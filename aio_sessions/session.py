@@ -184,8 +184,11 @@ class Session(MutableMapping[str, Any]):
         self._start_over()
 
     def _start_over(self) -> None:
-        """Become a fresh, empty, unsaved session (what a destroyed session continues as)."""
+        """Become a fresh, empty, unsaved session (what a destroyed session continues as),
+        on the same device."""
+        ended = self._record
         self._record = _blank_record(self._manager)
+        self._record.agent, self._record.ip = ended.agent, ended.ip
         self._new = True
         self._cookie = None  # a cookie for the ended id (a re-signed one) must not go out
         self._changed.clear()
@@ -284,8 +287,8 @@ def note_activity(session: Session, now: float) -> None:
 
 
 def note_device(session: Session, agent: str | None, ip: str | None) -> None:
-    """Record the device a request shows (``devices.seen_by``) with the session's next write:
-    it costs no write of its own."""
+    """Record the device a request shows (``devices.seen_by``, at load) with the session's
+    next write: it costs no write of its own."""
     record = session._record
     record.agent, record.ip = agent, ip
 
