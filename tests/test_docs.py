@@ -412,6 +412,31 @@ async def admin_view(namespace: Namespace, h: Harness) -> None:
     assert (resp.status, await resp.text()) == (200, "admin area")
 
 
+@scenario("devices")
+async def devices(namespace: Namespace, h: Harness) -> None:
+    """Two devices of alice: listed, one ended from the other, then the others logged out."""
+    client = await h.serve(namespace["app"])
+    phone = aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"User-Agent": "Phone/1.0"}
+    )
+    try:
+        for device in (client.session, phone):
+            await device.post(client.make_url("/login"), data={"user": "alice"})
+        listed = await (await client.get("/account")).json()
+        [other] = [d for d in listed if not d["this_device"]]
+        assert len(listed) == 2
+        assert other["device"] == "Phone/1.0"
+        form = {"handle": other["handle"]}
+        assert await (await client.post("/account/end", data=form)).json() == {"ended": True}
+        assert (await phone.get(client.make_url("/account"))).status == 401
+        await phone.post(client.make_url("/login"), data={"user": "alice"})
+        resp = await client.post("/account/log-out-others")
+        assert await resp.json() == {"ended": 1}
+        assert len(await (await client.get("/account")).json()) == 1
+    finally:
+        await phone.close()
+
+
 @scenario("store-outline")
 async def store_outline(namespace: Namespace, h: Harness) -> None:
     my_store = namespace["MyStore"]
@@ -697,6 +722,7 @@ def test_blocks_are_found() -> None:
         "docs/security.md",
         "docs/deployment.md",
         "docs/csrf.md",
+        "docs/devices.md",
     } <= pages
     assert all(block.code.strip() for block in ALL_BLOCKS)
 
