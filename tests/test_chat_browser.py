@@ -319,3 +319,55 @@ async def test_a_live_theme_a_login_notice_and_a_removal_as_the_person_sees_them
         assert problems.seen == []
     finally:
         await runner.cleanup()
+
+
+async def test_account_panel_lists_and_ends_devices(
+    chat: tuple[str, web.Application], browser: Browser
+) -> None:
+    """Two browser contexts are two devices of one user: each lists both; one ends the
+    other ("Log out"), then "Log out all other devices" does it again after a new login."""
+    url, _ = chat
+    problems = Problems()
+    laptop_context = await browser.new_context(user_agent=LAPTOP)
+    phone_context = await browser.new_context(user_agent=PHONE)
+    laptop = await log_in(laptop_context, url, "carol", problems)
+    phone = await log_in(phone_context, url, "carol", problems)
+    await laptop.reload()
+    await expect(laptop.locator("#status")).to_have_attribute("data-state", "open")
+    names = laptop.locator("#devices .device-name")
+    await expect(names).to_have_text(["Chrome on Linux this device", "Safari on iOS"])
+
+    # The laptop ends the phone: the phone's socket closes (4001), the laptop stays in.
+    await laptop.locator("#devices .device").nth(1).get_by_role("button").click()
+    await expect(phone.locator("#notice")).to_contain_text("You were logged out")
+    await expect(names).to_have_text(["Chrome on Linux this device"])
+    await expect(laptop.locator("#status")).to_have_attribute("data-state", "open")
+    await phone.reload()
+    await expect(phone.locator("#login")).to_be_visible()
+
+    # The phone logs in again; "Log out all other devices" on the laptop ends it once more.
+    phone = await log_in(phone_context, url, "carol", problems)
+    await laptop.reload()
+    await expect(names).to_have_count(2)
+    await laptop.click("#logout-others button")
+    await expect(phone.locator("#notice")).to_contain_text("You were logged out")
+    await expect(names).to_have_text(["Chrome on Linux this device"])
+
+    # "Log out this device": the laptop's own row logs it out, and only it.
+    phone = await log_in(phone_context, url, "carol", problems)
+    await laptop.reload()
+    await laptop.locator("#devices .device[data-current=true]").get_by_role("button").click()
+    await expect(laptop.locator("#login")).to_be_visible()
+    await phone.reload()
+    await expect(phone.locator("#devices .device-name")).to_have_text(["Safari on iOS this device"])
+    assert problems.seen == []
+
+
+LAPTOP = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/156.0.0.0 Safari/537.36"
+)
+PHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1"
+)

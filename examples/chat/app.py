@@ -14,6 +14,8 @@ What each handler shows of aio_sessions:
 - ``remove_user``: an admin (``require_session(..., check=is_admin)``) sets ``role`` to
   ``banned`` in every session of a user with ``manager.update``; the guard of that user's
   sockets turns false and they close with 4003, in every process.
+- ``account.py``: the user's devices (``manager.user_sessions``), "log out this device"
+  and "log out all others" (``end_session``, ``logout_user(..., keep=...)``).
 - ``chat_socket``: ``@require_session("username", check=may_chat)`` refuses anonymous (401),
   banned and cross-site (403) handshakes before the upgrade, and closes the socket (4003)
   when its session is banned later; ``get_ws_session(ws)`` gives the user name, which is
@@ -25,7 +27,6 @@ What each handler shows of aio_sessions:
 from __future__ import annotations
 
 import asyncio
-import hmac
 import html
 import json
 import secrets
@@ -49,17 +50,17 @@ from aio_sessions import (
     setup,
 )
 
+from .account import ROUTES as ACCOUNT_ROUTES
+from .account import devices_panel
 from .broker import Broker, BrokerError, Frame, MemoryBroker, message_frame
+from .forms import CSRF, USERNAME, checked_form, csrf_token
 from .room import Connection, Room
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 TEMPLATES = HERE / "templates"
 
-#: The session keys: who is logged in, the token every form must send back, and the
-#: browser's theme (absent: light).
-USERNAME: Final = "username"
-CSRF: Final = "csrf"
+#: The browser's theme (absent: light); the other session keys are in forms.py.
 THEME: Final = "theme"
 THEMES: Final = ("light", "dark")
 #: What a session may do: written at login (``admin`` for the ``--admin`` names, else
@@ -165,30 +166,6 @@ def login_page(session: Session, *, error: str = "", username: str = "") -> web.
     )
 
 
-# -- CSRF ----------------------------------------------------------------------------------
-
-
-def csrf_token(session: Session) -> str:
-    """The session's CSRF token, created on first use."""
-    token = session.get(CSRF)
-    if not isinstance(token, str):
-        token = session[CSRF] = secrets.token_urlsafe(32)
-    return token
-
-
-async def checked_form(request: web.Request, session: Session) -> dict[str, str]:
-    """The posted form, after checking its ``csrf`` field against the session (403)."""
-    form = await request.post()
-    sent, expected = form.get(CSRF), session.get(CSRF)
-    if not (
-        isinstance(sent, str)
-        and isinstance(expected, str)
-        and hmac.compare_digest(sent.encode(), expected.encode())
-    ):
-        raise web.HTTPForbidden(text="Missing or wrong CSRF token: reload the page and retry.")
-    return {key: value for key, value in form.items() if isinstance(value, str)}
-
-
 # -- HTTP handlers -------------------------------------------------------------------------
 
 
@@ -225,12 +202,14 @@ async def index(request: web.Request) -> web.Response:
     theme = theme_of(session)
     other = "dark" if theme == "light" else "light"
     role = role_of(session)
+    csrf = csrf_token(session)
     return page(
         CHAT_PAGE,
         username=username,
         role=role,
         admin_hidden="" if role == ADMIN else "hidden",
-        csrf=csrf_token(session),
+        devices=await devices_panel(request, session, csrf),
+        csrf=csrf,
         max_text=str(MAX_TEXT),
         theme=theme,
         other_theme=other,
@@ -462,6 +441,8 @@ def make_app(
             raise ValueError(f"{name!r} is not a user name: {username_problem(name)}")
     app = web.Application()
     app[ADMINS] = admin_names
+    # track_devices: the account panel shows each device's browser and when it was last seen.
+    session_options.setdefault("track_devices", True)
     setup(app, store if store is not None else MemoryStore(), user_key=USERNAME, **session_options)
     chat_broker = broker if broker is not None else MemoryBroker()
     room = Room()
@@ -489,6 +470,7 @@ def make_app(
             web.post("/theme", set_theme),
             web.post("/remove", remove_user),
             web.get("/ws", chat_socket),
+            *ACCOUNT_ROUTES,
             web.static("/static", STATIC),
         ]
     )
