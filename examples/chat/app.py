@@ -145,9 +145,13 @@ LOGIN_PAGE = _template("login.html")
 CHAT_PAGE = _template("chat.html")
 
 
-def page(template: Template, status: int = 200, **values: str) -> web.Response:
-    """Render a template; every value is HTML-escaped."""
-    body = template.substitute({key: html.escape(value) for key, value in values.items()})
+def page(
+    template: Template, status: int = 200, markup: dict[str, str] | None = None, **values: str
+) -> web.Response:
+    """Render a template; every value is HTML-escaped, except ``markup``: HTML built here
+    from escaped parts (account.py's device list)."""
+    escaped = {key: html.escape(value) for key, value in values.items()}
+    body = template.substitute({**escaped, **(markup or {})})
     return web.Response(text=body, status=status, content_type="text/html", headers=_HTML_HEADERS)
 
 
@@ -208,7 +212,7 @@ async def index(request: web.Request) -> web.Response:
         username=username,
         role=role,
         admin_hidden="" if role == ADMIN else "hidden",
-        devices=await devices_panel(request, session, csrf),
+        markup={"devices": await devices_panel(request, session, csrf)},
         csrf=csrf,
         max_text=str(MAX_TEXT),
         theme=theme,
