@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -27,6 +28,9 @@ from examples.chat.app import LOGIN_NOTICE, ROOM, make_app
 from examples.chat.broker import MemoryBroker
 
 from ._chat import ChatUser, closed_with, csrf_of, next_frame, presence_becomes, receive_frame
+
+#: The account panel's forms (examples/chat/account.py).
+ACCOUNT_FORMS = ["/devices/end", "/devices/logout-others"]
 
 NewUser = Callable[[], Awaitable[ChatUser]]
 
@@ -188,7 +192,7 @@ async def test_missing_username_field_is_a_bad_name(new_user: NewUser) -> None:
     assert resp.status == 400
 
 
-@pytest.mark.parametrize("path", ["/login", "/logout", "/theme"])
+@pytest.mark.parametrize("path", ["/login", "/logout", "/theme", *ACCOUNT_FORMS])
 @pytest.mark.parametrize("token", [None, "", "wrong", "é", "other session"])
 async def test_forms_need_the_sessions_csrf_token(
     new_user: NewUser, path: str, token: str | None
@@ -761,3 +765,35 @@ def test_cookie_store_key_from_env_or_fresh_with_a_warning(
     monkeypatch.delenv("CHAT_SECRET_KEY")
     assert isinstance(make_store(args), EncryptedCookieStore)
     assert "CHAT_SECRET_KEY" in capsys.readouterr().err
+
+
+# -- the account panel ----------------------------------------------------------------------
+
+
+def handles_of(page: str) -> list[str]:
+    return re.findall(r'name="handle" value="([^"]+)"', page)
+
+
+async def test_a_forged_or_foreign_handle_ends_nothing(
+    new_user: NewUser, server: TestServer
+) -> None:
+    alice = await logged_in(new_user, "alice")
+    bob = await logged_in(new_user, "bob")
+    [bobs] = handles_of(await bob.page())
+    page = await alice.page()
+    [alices] = handles_of(page)
+    for handle in (bobs, alices[:-1] + ("A" if alices[-1] != "A" else "B"), "", "x" * 5000):
+        resp = await alice.post("/devices/end", csrf=csrf_of(page), handle=handle)
+        assert resp.status == 404
+    assert 'data-username="bob"' in await bob.page()  # bob's device was not ended
+    assert len(await get_manager(server.app).user_sessions("bob")) == 1
+
+
+async def test_devices_need_server_side_sessions(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(make_app(EncryptedCookieStore(Fernet.generate_key())))
+    user = ChatUser(client.session, client.make_url("/"))
+    await user.login("carol")
+    page = await user.page()
+    assert "Listing devices needs sessions kept on the server." in page
+    resp = await user.post("/devices/logout-others", csrf=csrf_of(page))
+    assert resp.status == 409

@@ -86,8 +86,10 @@ def device_row(info: SessionInfo, session: Session, csrf: str, now: float) -> st
 
 async def devices_panel(request: web.Request, session: Session, csrf: str) -> str:
     """The list of the user's devices as HTML (this device first), for the chat page."""
-    name = session[USERNAME]
-    devices = await get_manager(request).user_sessions(name)
+    manager = get_manager(request)
+    if manager.store.stateless:
+        return '<li class="device-seen">Listing devices needs sessions kept on the server.</li>'
+    devices = await manager.user_sessions(session[USERNAME])
     devices.sort(key=lambda info: info.handle != session.handle)
     now = time.time()
     return "".join(device_row(info, session, csrf, now) for info in devices)
@@ -116,7 +118,10 @@ async def end_device(request: web.Request) -> web.Response:
 async def logout_others(request: web.Request) -> web.Response:
     """Log the user out of every other browser and device; this one stays logged in."""
     session, _ = await _checked(request)
-    await get_manager(request).logout_user(session[USERNAME], keep=session.id)
+    manager = get_manager(request)
+    if manager.store.stateless:  # cookies stay valid in other browsers: nothing to end
+        raise web.HTTPConflict(text="Logging other devices out needs a server-side store.")
+    await manager.logout_user(session[USERNAME], keep=session.id)
     raise web.HTTPSeeOther("/")
 
 

@@ -445,9 +445,12 @@ def make_app(
             raise ValueError(f"{name!r} is not a user name: {username_problem(name)}")
     app = web.Application()
     app[ADMINS] = admin_names
-    # track_devices: the account panel shows each device's browser and when it was last seen.
-    session_options.setdefault("track_devices", True)
-    setup(app, store if store is not None else MemoryStore(), user_key=USERNAME, **session_options)
+    store = store if store is not None else MemoryStore()
+    if not store.stateless:
+        # The account panel shows each device's browser and when it was last seen. A cookie
+        # store keeps nothing on the server to list: the panel says so instead.
+        session_options.setdefault("track_devices", True)
+    setup(app, store, user_key=USERNAME, **session_options)
     chat_broker = broker if broker is not None else MemoryBroker()
     room = Room()
     chat_broker.subscribe(room.broadcast)
