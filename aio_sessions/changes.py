@@ -3,7 +3,7 @@
 When a session is saved, each other socket bound to it in this process reloads it, has its
 guard re-checked (closed with 4003 when it no longer passes) and wakes its
 ``session_changes`` iterator. Other processes hear of the save over the store's event
-channel, but only for sessions a socket watches (``SessionManager.watch``), so a write to a
+channel, but only for sessions a socket watches (``ChangeFeed.watch``), so a write to a
 session that no socket is bound to costs nothing more.
 """
 
@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -21,6 +21,7 @@ from aiohttp import WSMsgType, web
 from .errors import StoreUnavailable
 from .events import Events, fingerprint, strings
 from .registry import CLOSE_SESSION_FORBIDDEN, Binding, Guard
+from .stores._json import copy_decoded
 from .stores.base import SessionRecord
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from .session import Session
 
 log = logging.getLogger("aio_sessions")
+
+# How long a socket's watch of its session lasts unless its registry renews it (seconds).
+_WATCH_LEASE = 600.0
 
 
 class ChangeFeed:
@@ -39,6 +43,57 @@ class ChangeFeed:
         self._manager = manager
         self._events = events
         events.on("changed", self._on_changed)
+
+    async def watch(self, session: Session) -> None:
+        """Mark a session as watched by a socket, so saves in other processes publish their
+        changes: a lease, renewed by the registry's sweep while the socket is open
+        (shared-event stores only)."""
+        if not self.watch_due(session):
+            return
+        record = session._record
+        now = time.time()
+        record.watched = now + _WATCH_LEASE
+        record.accessed = now  # the handshake is activity
+        try:
+            await self._manager.store.touch(record, self._manager.ttl_at(now))
+        except StoreUnavailable as exc:
+            log.warning("cannot mark a socket's session as watched: %s", exc)
+
+    def watch_due(self, session: Session) -> bool:
+        """Whether a socket's session needs its watch lease stored or renewed (cheap)."""
+        if not self._manager.store.shares_events or session._new:
+            return False
+        watched = session._record.watched
+        return watched is None or watched <= time.time() + _WATCH_LEASE / 2
+
+    async def _reload_keeping(self, session: Session) -> None:
+        """Reload a session from the store, keeping the changes it has not saved yet."""
+        if session._new or self._manager.store.stateless:
+            return
+        changed = dict(session._changed)
+        pending = {key: session._record.data[key] for key, kept in changed.items() if kept}
+        await self._manager.reload(session)
+        if session._new:
+            return
+        data = session._record.data
+        for key, kept in changed.items():
+            if kept:
+                data[key] = pending[key]
+            else:
+                data.pop(key, None)
+        session._changed.update(changed)
+
+    @staticmethod
+    def _apply(session: Session, keys: frozenset[str], values: Mapping[str, Any]) -> None:
+        """Give a session the values another request saved under ``keys`` (absent: removed),
+        except those it changed itself and has not saved yet."""
+        data = session._record.data
+        fresh = copy_decoded({k: v for k, v in values.items() if k in keys})  # no aliasing
+        for key in keys - session._changed.keys():
+            if key in fresh:
+                data[key] = fresh[key]
+            else:
+                data.pop(key, None)
 
     async def saved(
         self, saver: Session | None, record: SessionRecord, keys: frozenset[str]
@@ -78,9 +133,9 @@ class ChangeFeed:
         session = binding.session
         try:
             if snapshot is None:
-                await self._manager.refresh(session)
+                await self._reload_keeping(session)
             else:
-                self._manager.apply(session, keys, snapshot)
+                self._apply(session, keys, snapshot)
         except StoreUnavailable as exc:
             log.warning("cannot reload a socket's session: %s", exc)
             return

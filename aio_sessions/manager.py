@@ -9,11 +9,9 @@ from typing import Any
 
 from .config import SessionConfig, refuse_cookie_store
 from .devices import Devices, EndCallback, SessionInfo
-from .errors import StoreUnavailable
 from .events import Events
 from .registry import SocketRegistry
 from .session import Session
-from .stores._json import copy_decoded
 from .stores.base import Changes, SessionRecord, Store
 from .transport import Transport
 from .users import UserIndex
@@ -22,8 +20,6 @@ log = logging.getLogger("aio_sessions")
 
 # Browsers cap a cookie at 4096 bytes; anything longer is not ours.
 _MAX_TOKEN = 4096
-# How long a socket's watch of its session lasts unless its registry renews it (seconds).
-_WATCH_LEASE = 600.0
 # Same-name cookies worth a store lookup: a cookie or two of other paths, never hundreds.
 _MAX_TRIED = 4
 
@@ -149,7 +145,7 @@ class SessionManager:
         record = await self._load_live(session_id, time.time())
         return None if record is None else self.config.expires_at(record)
 
-    def _ttl(self, now: float) -> Callable[[SessionRecord], float]:
+    def ttl_at(self, now: float) -> Callable[[SessionRecord], float]:
         """The TTL of a record saved now, computed from the record as the store keeps it."""
         return lambda record: self.config.ttl(record, now)
 
@@ -168,7 +164,7 @@ class SessionManager:
         # Indexed once stored (a SQLite row must exist first); a failed link fails the
         # request, whose browser then never learns of the session.
         link = self.users.due(record, now, wrote_user=True)
-        value = await self.store.save(record, None, self._ttl(now))
+        value = await self.store.save(record, None, self.ttl_at(now))
         if value is None:  # a store refuses only merges, never a fresh record
             raise RuntimeError(f"{type(self.store).__name__}.save refused a new session")
         if link is not None:
@@ -189,9 +185,9 @@ class SessionManager:
         wrote_user = changes is not None and self.config.user_key in changes.set
         await self.users.renew(record, now, wrote_user=wrote_user)
         if changes is None:
-            value = await self.store.touch(record, self._ttl(now))
+            value = await self.store.touch(record, self.ttl_at(now))
         else:
-            value = await self.store.save(record, changes, self._ttl(now))
+            value = await self.store.save(record, changes, self.ttl_at(now))
         if value is None:
             # Ended by someone else meanwhile (a logout, a login's regenerate): do not bring
             # it back, and send no cookie, which could only delete the newer one.
@@ -217,55 +213,6 @@ class SessionManager:
             session._cookie = value
         session._token = value
         session._mark_saved()
-
-    async def watch(self, session: Session) -> None:
-        """Mark a session as watched by a socket, so saves in other processes publish their
-        changes; a lease, renewed while the socket is open (shared-event stores only)."""
-        if not self.watch_due(session):
-            return
-        record = session._record
-        now = time.time()
-        record.watched = now + _WATCH_LEASE
-        record.accessed = now  # the handshake is activity
-        try:
-            await self.store.touch(record, self._ttl(now))
-        except StoreUnavailable as exc:
-            log.warning("cannot mark a socket's session as watched: %s", exc)
-
-    def watch_due(self, session: Session) -> bool:
-        """Whether a socket's session needs its watch lease stored or renewed (cheap)."""
-        if not self.store.shares_events or session._new:
-            return False
-        watched = session._record.watched
-        return watched is None or watched <= time.time() + _WATCH_LEASE / 2
-
-    async def refresh(self, session: Session) -> None:
-        """Reload a session from the store, keeping the changes it has not saved yet."""
-        if session._new or self.store.stateless:
-            return
-        changed = dict(session._changed)
-        pending = {key: session._record.data[key] for key, kept in changed.items() if kept}
-        await self.reload(session)
-        if session._new:
-            return
-        data = session._record.data
-        for key, kept in changed.items():
-            if kept:
-                data[key] = pending[key]
-            else:
-                data.pop(key, None)
-        session._changed.update(changed)
-
-    def apply(self, session: Session, keys: frozenset[str], values: Mapping[str, Any]) -> None:
-        """Give a session the values another request saved under ``keys`` (absent: removed),
-        except those it changed itself and has not saved yet."""
-        data = session._record.data
-        fresh = copy_decoded({k: v for k, v in values.items() if k in keys})  # no aliasing
-        for key in keys - session._changed.keys():
-            if key in fresh:
-                data[key] = fresh[key]
-            else:
-                data.pop(key, None)
 
     async def reload(self, session: Session) -> None:
         """Replace a session's data with the stored data (server-side stores only)."""
@@ -316,7 +263,7 @@ class SessionManager:
         record.data.update(data)
         await self.users.renew(record, now, wrote_user=self.config.user_key in data)
         changes = Changes(dict(data), frozenset())
-        if await self.store.save(record, changes, self._ttl(now)) is None:
+        if await self.store.save(record, changes, self.ttl_at(now)) is None:
             return False
         await self.sockets.changes.saved(None, record, _changed_keys(changes))
         if self.config.user_key in data:

@@ -189,9 +189,10 @@ class SessionMiddleware:
         response[_WS_REGISTRY] = self.manager.sockets
         state.ws = response
         bind(self.manager.sockets, response, session, state.guard)
-        if self.manager.watch_due(session):
+        changes = self.manager.sockets.changes
+        if changes.watch_due(session):
             # Before the 101 goes out: a save elsewhere right after the open is published.
-            await self.manager.watch(session)
+            await changes.watch(session)
         if self._activity is not None:
             self._activity.watch(response, session)
 

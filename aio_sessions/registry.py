@@ -259,8 +259,8 @@ class SocketRegistry:
             for binding in list(self._bindings.values()):
                 if binding.timer is None and binding.deadline - now <= _HORIZON:
                     self._schedule_expiry(binding, binding.deadline)
-                if self._manager.watch_due(binding.session):
-                    self._spawn(self._manager.watch(binding.session))
+                if self.changes.watch_due(binding.session):
+                    self._spawn(self.changes.watch(binding.session))
 
     def _expiry_due(self, binding: Binding) -> None:
         if self._bindings.get(id(binding.ws)) is binding:

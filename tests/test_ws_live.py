@@ -278,10 +278,10 @@ async def test_an_open_socket_keeps_its_watch_lease(
 ) -> None:
     """The lease that makes other processes publish outlives its first term while the
     socket stays open, and lapses once it closes (scaled: a 2 s lease, swept every 0.5 s)."""
-    import aio_sessions.manager
+    import aio_sessions.changes
     import aio_sessions.registry
 
-    monkeypatch.setattr(aio_sessions.manager, "_WATCH_LEASE", 2.0)
+    monkeypatch.setattr(aio_sessions.changes, "_WATCH_LEASE", 2.0)
     monkeypatch.setattr(aio_sessions.registry, "_HORIZON", 1.0)
     a, b = pair
     sid = await log_in(a, "alice")
