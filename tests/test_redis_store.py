@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -259,6 +260,69 @@ async def test_redis_hanging_gives_503_within_timeout(
             break
         await asyncio.sleep(0.1)
     assert await resp.json() == {"n": 2}
+
+
+def test_the_documented_command_timeout_is_the_default(redis_url: str) -> None:
+    assert RedisStore.from_url(redis_url).command_timeout == 2.0
+    assert RedisStore(Redis.from_url(redis_url)).command_timeout == 2.0
+    for bad in (0, -1, float("nan"), "2"):
+        with pytest.raises((TypeError, ValueError), match="command_timeout"):
+            RedisStore.from_url(redis_url, command_timeout=bad)
+
+
+@pytest.mark.parametrize("build", ["from_url", "hand-built client, no timeouts of its own"])
+async def test_a_hung_redis_costs_a_request_at_most_the_command_timeout(
+    make_client: MakeClient, own_redis: Any, build: str
+) -> None:
+    """Frozen Redis (SIGSTOP): each request is a 503 within ``command_timeout``, whatever
+    the client's own timeouts and retries; after SIGCONT the app serves again, data intact."""
+    limit = 0.5
+    if build == "from_url":
+        store = RedisStore.from_url(own_redis.url, command_timeout=limit)
+    else:
+        store = RedisStore(Redis(host="127.0.0.1", port=own_redis.port), command_timeout=limit)
+    client = await make_client(store=store)
+    assert await (await client.get("/count")).json() == {"n": 1}
+    assert own_redis.process is not None
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
+    try:
+        for path in ("/read", "/count"):
+            started = time.monotonic()
+            resp = await client.get(path)
+            elapsed = time.monotonic() - started
+            assert resp.status == 503
+            assert resp.headers["Retry-After"] == "1"
+            assert limit <= elapsed < limit + 0.5
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+    resp = await client.get("/count")
+    assert resp.status == 200
+    assert await resp.json() == {"n": 2}  # the 503s wrote nothing, and nothing was lost
+    if build != "from_url":
+        await store.client.aclose()
+
+
+async def test_a_url_that_is_not_redis_is_an_outage(
+    make_client: MakeClient, aiohttp_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another service's port (here an HTTP server): 503 like any outage, never a 500, and
+    the event listener keeps retrying with its backoff instead of dying."""
+    other = await aiohttp_server(web.Application())
+    client = await make_client(store=RedisStore.from_url(f"redis://127.0.0.1:{other.port}/0"))
+    cookie = {"Cookie": f"AIOHTTP_SESSION={new_id()}"}  # a lookup, and a save
+    for path in ("/read", "/count"):
+        resp = await client.get(path, headers=cookie)
+        assert resp.status == 503
+        assert resp.headers["Retry-After"] == "1"
+
+    def retries() -> int:
+        return sum("listener lost the store" in r.getMessage() for r in caplog.records)
+
+    for _ in range(200):  # a failed try takes at most command_timeout (2 s), then backoff
+        if retries() >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert retries() >= 2
 
 
 async def test_burst_of_writers_on_one_session(

@@ -15,14 +15,15 @@ import asyncio
 import logging
 import math
 import random
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis, RedisCluster
 
-from .._checks import check_str, describe, refuse_options
+from .._checks import check_positive, check_str, describe, refuse_options
 from .._ids import valid_id
 from ..errors import StoreUnavailable
 from ._codec import Codec, Decoder, Encoder, make_codec
@@ -67,8 +68,21 @@ _UNAVAILABLE = (
     redis_errors.TryAgainError,
     redis_errors.ReadOnlyError,
     redis_errors.MasterDownError,
+    # Something that is not Redis answered (another service's port): an outage too.
+    redis_errors.InvalidResponse,
     OSError,
 )
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(awaitable: Awaitable[Any], limit: float) -> Any:
+        """``awaitable``'s result, or asyncio.TimeoutError after ``limit`` seconds."""
+        async with asyncio.timeout(limit):  # a timer, not wait_for's task per command
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10
+    _within = asyncio.wait_for
 
 
 class RedisStore(Store):
@@ -85,13 +99,16 @@ class RedisStore(Store):
         client: Redis | RedisCluster,
         *,
         key_prefix: str = "AIOHTTP_SESSION_",
+        command_timeout: float | None = 2.0,
         encoder: Encoder | None = None,
         decoder: Decoder | None = None,
         **aiohttp_session_options: NoReturn,
     ) -> None:
         # aiohttp_session_options: RedisStorage's cookie options, refused with the fix.
         refuse_options(
-            "RedisStore(client)", aiohttp_session_options, ("key_prefix", "encoder", "decoder")
+            "RedisStore(client)",
+            aiohttp_session_options,
+            ("key_prefix", "command_timeout", "encoder", "decoder"),
         )
         if not isinstance(client, (Redis, RedisCluster)):
             fix = (
@@ -103,6 +120,16 @@ class RedisStore(Store):
                 describe("client", client, "a redis.asyncio.Redis or RedisCluster", fix)
             )
         check_str("key_prefix", key_prefix, "key_prefix='AIOHTTP_SESSION_'")
+        check_positive(
+            "command_timeout",
+            command_timeout,
+            whole=False,
+            unit="seconds",
+            example="RedisStore(client, command_timeout=2)",
+        )
+        #: How long one command may take, whatever the client's own timeouts and retries
+        #: (a hung Redis): then StoreUnavailable, a 503. None: the client's settings alone.
+        self.command_timeout = command_timeout
         self._codec = make_codec("RedisStore(client)", encoder, decoder)
         self.client = client
         self.key_prefix = key_prefix
@@ -122,6 +149,7 @@ class RedisStore(Store):
         url: str,
         *,
         key_prefix: str = "AIOHTTP_SESSION_",
+        command_timeout: float | None = 2.0,
         encoder: Encoder | None = None,
         decoder: Decoder | None = None,
         **kwargs: Any,
@@ -151,7 +179,13 @@ class RedisStore(Store):
             fix = f"see redis-py's connection options ({exc})"
             value = kwargs.get(name, sorted(kwargs))  # the names only: values may be secrets
             raise TypeError(describe(name, value, expected, fix)) from None
-        store = cls(client, key_prefix=key_prefix, encoder=encoder, decoder=decoder)
+        store = cls(
+            client,
+            key_prefix=key_prefix,
+            command_timeout=command_timeout,
+            encoder=encoder,
+            decoder=decoder,
+        )
         store._owns_client = True
         return store
 
@@ -161,9 +195,16 @@ class RedisStore(Store):
     def _user_key(self, user: str) -> str:
         return f"{self.key_prefix}user:{user}"
 
-    async def _call(self, awaitable: Any) -> Any:
+    async def _call(self, awaitable: Any, *, bounded: bool = True) -> Any:
+        """Await one command; an outage, a protocol error or no answer within
+        ``command_timeout`` is StoreUnavailable. ``bounded=False``: a wait of its own."""
+        limit = self.command_timeout if bounded else None
         try:
-            return await awaitable
+            if limit is None:
+                return await awaitable
+            return await _within(awaitable, limit)
+        except asyncio.TimeoutError:  # before OSError, of which it is a subclass
+            raise StoreUnavailable(f"redis: no answer within {limit:g}s") from None
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
 
@@ -370,7 +411,8 @@ class RedisStore(Store):
             await self._call(pubsub.subscribe(self.channel))
             while True:
                 event = await self._call(
-                    pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0),
+                    bounded=False,  # waits up to 5 s for a message by design
                 )
                 if event is not None and event["type"] == "message":
                     data = event["data"]
