@@ -115,3 +115,70 @@ async def test_unusable_storage_gives_503_then_recovers(
     blocker.unlink()
     root.mkdir(parents=True)
     assert await (await client.get("/count")).json() == {"n": 1}
+
+
+def _hold_write_lock(path: str, seconds: float, locked: Any) -> None:
+    """Another process: take SQLite's write lock on ``path`` and keep it for ``seconds``."""
+    import sqlite3
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    locked.set()
+    time.sleep(seconds)
+    db.execute("ROLLBACK")
+    db.close()
+
+
+async def test_a_write_lock_held_elsewhere_is_waited_for_then_a_503(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """A second process holds the write lock for 1.5 s. With ``lock_timeout=0.5`` writes
+    give up after half a second with a 503, never a 500; reads still answer (WAL); once the
+    lock is gone every write answers 200, and each write answered 200 is in the file."""
+    path = tmp_path / "s.sqlite3"
+    store = SQLiteStore(path, lock_timeout=0.5)
+    client = await make_client(store=store)
+    assert await (await client.get("/count")).json() == {"n": 1}
+    acknowledged = 1
+    context = multiprocessing.get_context("spawn")
+    locked = context.Event()
+    holder = context.Process(target=_hold_write_lock, args=(str(path), 1.5, locked))
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10)
+        started = time.monotonic()
+        resp = await client.get("/count")
+        assert resp.status == 503
+        assert resp.headers["Retry-After"] == "1"
+        assert 0.5 <= time.monotonic() - started < 1.4
+        read = await client.get("/read")
+        assert read.status in (200, 503)  # it may queue behind the waiting write
+        await asyncio.to_thread(holder.join, 10)
+    finally:
+        holder.kill()
+    for _ in range(3):
+        resp = await client.get("/count")
+        assert resp.status == 200
+        acknowledged += 1
+    assert (await resp.json())["n"] == acknowledged  # the 503 wrote nothing, nothing lost
+    await store.close()
+    reopened = SQLiteStore(path)
+    [record_id] = [r for r in await _ids(reopened)]
+    stored = await reopened.load(record_id)
+    assert stored is not None
+    assert stored.data["n"] == acknowledged
+    await reopened.close()
+
+
+async def _ids(store: SQLiteStore) -> list[str]:
+    """Every session id in the file (the test's own look, outside the store's API)."""
+    import sqlite3
+
+    with sqlite3.connect(store.path) as db:
+        return [row[0] for row in db.execute("SELECT id FROM sessions")]
+
+
+def test_lock_timeout_is_checked() -> None:
+    for bad in (0, -1, float("inf"), "10", None):
+        with pytest.raises((TypeError, ValueError), match="lock_timeout"):
+            SQLiteStore("s.sqlite3", lock_timeout=bad)

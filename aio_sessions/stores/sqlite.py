@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from .._checks import check_path, refuse_options
+from .._checks import check_path, check_positive, refuse_options
 from ._blocking import BlockingStore
 from ._codec import Decoder, Encoder, make_codec
 from ._json import dump_record, load_record
@@ -38,7 +38,9 @@ class SQLiteStore(BlockingStore):
     """Sessions in a SQLite database file; they survive restarts.
 
     Expired rows are deleted at most every ``sweep_interval`` seconds, on a write.
-    ``encoder``/``decoder``: aiohttp-session's, for the text in the ``data`` column.
+    ``lock_timeout`` is how many seconds an operation waits while another process holds the
+    database's write lock; then it fails with StoreUnavailable (a 503). ``encoder``/
+    ``decoder``: aiohttp-session's, for the text in the ``data`` column.
     """
 
     _unavailable = (sqlite3.OperationalError,)
@@ -48,13 +50,27 @@ class SQLiteStore(BlockingStore):
         path: str | Path,
         *,
         sweep_interval: float = 60.0,
+        lock_timeout: float = 10.0,
         encoder: Encoder | None = None,
         decoder: Decoder | None = None,
         **setup_options: NoReturn,
     ) -> None:
         # setup_options: cookie options passed here by habit, refused with the fix.
-        refuse_options("SQLiteStore(path)", setup_options, ("sweep_interval", "encoder", "decoder"))
+        refuse_options(
+            "SQLiteStore(path)",
+            setup_options,
+            ("sweep_interval", "lock_timeout", "encoder", "decoder"),
+        )
         check_path("path", path, "SQLiteStore('sessions.db')")
+        check_positive(
+            "lock_timeout",
+            lock_timeout,
+            whole=False,
+            unit="seconds",
+            example="SQLiteStore('sessions.db', lock_timeout=10)",
+            optional=False,
+        )
+        self.lock_timeout = lock_timeout
         codec = make_codec("SQLiteStore(path)", encoder, decoder)
         super().__init__("aio-sessions-sqlite", "SQLiteStore(path)", sweep_interval, codec)
         self.path = Path(path)
@@ -65,7 +81,10 @@ class SQLiteStore(BlockingStore):
         """The connection, opened on first use, in the worker thread."""
         if self._db is None:
             db = sqlite3.connect(
-                self.path, timeout=10, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=self.lock_timeout,
+                isolation_level=None,
+                check_same_thread=False,
             )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
