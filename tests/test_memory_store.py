@@ -6,10 +6,12 @@ import asyncio
 import time
 
 import pytest
+from aiohttp import web
 
-from aio_sessions import MemoryStore, SerializationError
+from aio_sessions import MemoryStore, SerializationError, setup
 from aio_sessions._ids import new_id
 from aio_sessions.stores import Changes, SessionRecord
+from aio_sessions.stores.memory import DEFAULT_MAX_SESSIONS
 
 
 def record(**data: object) -> SessionRecord:
@@ -45,6 +47,46 @@ async def test_max_sessions_drops_least_recently_written() -> None:
     await store.save(recs[3], None, 60)
     assert await store.load(recs[1].id) is None
     assert all([await store.load(r.id) for r in (recs[0], recs[2], recs[3])])
+
+
+async def test_a_load_counts_as_use_for_the_cap() -> None:
+    store = MemoryStore(max_sessions=3)
+    recs = [record(i=i) for i in range(4)]
+    for rec in recs[:3]:
+        await store.save(rec, None, 60)
+    assert await store.load(recs[0].id) is not None  # read: now the most recently used
+    await store.save(recs[3], None, 60)
+    assert await store.load(recs[1].id) is None
+    assert all([await store.load(r.id) for r in (recs[0], recs[2], recs[3])])
+
+
+async def test_abandoned_logins_stay_within_the_cap(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Logins never seen again (each under its own user) fill the store up to its cap and
+    no further, the per-user index with it; a session in use stays, and the first drop is
+    logged once."""
+    app = web.Application()
+    manager = setup(app, MemoryStore(max_sessions=1000))
+    live = await manager.create({"user": "live"})
+    for i in range(20_000):
+        await manager.create({"user": f"visitor{i}"})
+        if i % 100 == 0:
+            assert await manager.get(live) == {"user": "live"}
+    assert await manager.count() == 1000
+    assert await manager.user_session_ids("live") == [live]
+    assert await manager.user_session_ids("visitor0") == []  # dropped, and unlinked
+    assert len(await manager.user_session_ids("visitor19999")) == 1
+    store = manager.store
+    assert isinstance(store, MemoryStore)
+    assert len(store._users) <= 2 * 1000 + 1  # the index is pruned as sessions are dropped
+    drops = [r for r in caplog.records if "max_sessions=1000" in r.getMessage()]
+    assert len(drops) == 1
+
+
+def test_the_default_cap_is_documented() -> None:
+    assert MemoryStore()._max_sessions == 100_000 == DEFAULT_MAX_SESSIONS
+    assert MemoryStore(max_sessions=None)._max_sessions is None
 
 
 async def test_save_of_missing_record_is_refused() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -32,6 +33,11 @@ class _Entry:
     ip: str | None = None
 
 
+#: Sessions a MemoryStore holds unless told otherwise: about 185 MiB of small sessions
+#: (bench/abandoned.py), so abandoned logins cannot grow a process without bound.
+DEFAULT_MAX_SESSIONS = 100_000
+
+
 class MemoryStore(Store):
     """Sessions in a dict of this process, their data kept as a JSON store would return it.
 
@@ -42,15 +48,16 @@ class MemoryStore(Store):
     Redis, and a pair that cannot read its own text fails here as there.
 
     Records expire after their TTL. Expired entries are swept at most every
-    ``sweep_interval`` seconds, so abandoned sessions do not pile up; ``max_sessions``
-    additionally caps the number held, dropping the least recently written first.
+    ``sweep_interval`` seconds, and ``max_sessions`` (100,000 by default; None: no cap)
+    caps the number held, dropping the least recently used first and logging a warning the
+    first time: memory stays bounded however many logins are abandoned.
     Data is lost when the process exits: use SQLiteStore, FileStore or RedisStore to keep it.
     """
 
     def __init__(
         self,
         *,
-        max_sessions: int | None = None,
+        max_sessions: int | None = DEFAULT_MAX_SESSIONS,
         sweep_interval: float = 60.0,
         encoder: Encoder | None = None,
         decoder: Decoder | None = None,
@@ -77,18 +84,25 @@ class MemoryStore(Store):
             example="MemoryStore(sweep_interval=60)",
             optional=False,
         )
-        self._items: dict[str, _Entry] = {}
+        # Least recently used first (loads and writes move a session last). An OrderedDict,
+        # not a dict: evicting a plain dict's first item walks over every slot deleted before
+        # it (64 µs a save at 1,000,000 abandoned sessions under a cap of 100,000, not 10).
+        self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._users: dict[str, set[str]] = {}
         self._max_sessions = max_sessions
+        self._full_warned = False
         self._sweep_interval = sweep_interval
         self._next_sweep = time.monotonic() + sweep_interval
         self._codec = make_codec("MemoryStore()", encoder, decoder)
 
     def _entry(self, session_id: str) -> _Entry | None:
         entry = self._items.get(session_id)
-        if entry is not None and entry.expires <= time.monotonic():
+        if entry is None:
+            return None
+        if entry.expires <= time.monotonic():
             del self._items[session_id]
             return None
+        self._items.move_to_end(session_id)  # in use: the last a full store drops
         return entry
 
     def _put(self, record: SessionRecord, entry: _Entry, ttl: TTL) -> str:
@@ -101,13 +115,25 @@ class MemoryStore(Store):
         record.max_age, record.linked, record.watched = entry.max_age, entry.linked, entry.watched
         now = time.monotonic()
         entry.expires = now + ttl_of(ttl, record)
-        self._items.pop(session_id, None)  # re-inserted last: the order is least recent first
         self._items[session_id] = entry
+        self._items.move_to_end(session_id)
         if now >= self._next_sweep:
             self._sweep(now)
         if self._max_sessions is not None:
             while len(self._items) > self._max_sessions:
-                del self._items[next(iter(self._items))]
+                self._items.popitem(last=False)
+                if not self._full_warned:
+                    self._full_warned = True
+                    log.warning(
+                        "MemoryStore holds max_sessions=%d sessions: the least recently used "
+                        "are dropped (their users log in again); raise max_sessions or use a "
+                        "server-side store",
+                        self._max_sessions,
+                    )
+            # Dropped sessions leave their users' links: pruned once they could outnumber
+            # the sessions twice over, so the index stays bounded too (amortised O(1)).
+            if len(self._users) > 2 * self._max_sessions:
+                self._prune_users()
         return session_id
 
     def _sweep(self, now: float) -> None:
@@ -115,10 +141,19 @@ class MemoryStore(Store):
         dead = [sid for sid, entry in self._items.items() if entry.expires <= now]
         for sid in dead:
             del self._items[sid]
-        for user, linked in list(self._users.items()):
-            linked.intersection_update(self._items)
-            if not linked:
-                del self._users[user]
+        self._prune_users()
+
+    def _prune_users(self) -> None:
+        """Drop the index's links to sessions no longer held: O(links). (Intersecting each
+        user's set with the store's dict built a set of every session per user: minutes for
+        100,000 users.)"""
+        items = self._items
+        kept = {}
+        for user, linked in self._users.items():
+            alive = {sid for sid in linked if sid in items}
+            if alive:
+                kept[user] = alive
+        self._users = kept
 
     async def load(self, token: str) -> SessionRecord | None:
         # Any string is a safe dict key: an id of the wrong shape is simply not found.
