@@ -80,8 +80,9 @@ async def expiry(address: Address, key: str) -> float:
 async def test_stored_format_and_expiry(
     make_client: MakeClient, mc: aiomcache.Client, memcached_address: Address
 ) -> None:
-    """aiohttp-session's key and JSON; memcached drops it a second after the session ends
-    (its clock ticks in seconds), and the record says exactly when that is."""
+    """aiohttp-session's key and JSON; memcached drops it about when the session ends, and
+    the record says exactly when that is. Memcached's own clock ticks once a second and may
+    lag the real one by another (CI once read 1.1 s before the end): 3 s either way."""
     client = await make_client(store=MemcachedStore(mc), idle_timeout=300)
     await client.get("/count")
     key = f"AIOHTTP_SESSION_{session_cookie(client)}"
@@ -89,7 +90,7 @@ async def test_stored_format_and_expiry(
     assert doc["session"] == {"n": 1}
     assert isinstance(doc["created"], int)
     assert doc["expires"] == pytest.approx(time.time() + 300, abs=2)
-    assert await expiry(memcached_address, key) == pytest.approx(doc["expires"] + 1, abs=2)
+    assert await expiry(memcached_address, key) == pytest.approx(doc["expires"] + 1, abs=3)
     await mc.delete(key.encode())
 
 
