@@ -292,7 +292,7 @@ async def test_a_hung_redis_costs_a_request_at_most_the_command_timeout(
             elapsed = time.monotonic() - started
             assert resp.status == 503
             assert resp.headers["Retry-After"] == "1"
-            assert limit <= elapsed < limit + 0.5
+            assert limit <= elapsed < limit + 1.0  # was 4 s through from_url, forever by hand
     finally:
         os.kill(own_redis.process.pid, signal.SIGCONT)
     resp = await client.get("/count")
