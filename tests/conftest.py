@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 import aio_sessions
 from aio_sessions import MemoryStore, Store
+from aio_sessions.stores.base import TTL, Changes, SessionRecord
 
 from ._services import MemcachedServer, RedisCluster, RedisServer, unavailable
 
@@ -57,6 +58,44 @@ def make_client(aiohttp_client: Any) -> MakeClient:
         return client
 
     return make
+
+
+class Counted(Store):
+    """The kit's real store, also counting the loads and the writes (saves and touches)
+    asked of it. Every call reaches the store; closing is left to the kit, so several apps
+    can share one store."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.loads = 0
+        self.writes = 0
+
+    async def load(self, token: str) -> SessionRecord | None:
+        self.loads += 1
+        return await self.inner.load(token)
+
+    async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
+        self.writes += 1
+        return await self.inner.save(record, changes, ttl)
+
+    async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
+        self.writes += 1
+        return await self.inner.touch(record, ttl)
+
+    async def delete(self, session_id: str) -> bool:
+        return await self.inner.delete(session_id)
+
+    async def link_user(self, user: str, session_id: str, ttl: float) -> None:
+        await self.inner.link_user(user, session_id, ttl)
+
+    async def user_sessions(self, user: str) -> list[str]:
+        return await self.inner.user_sessions(user)
+
+    async def count(self) -> int:
+        return await self.inner.count()
+
+    async def clear(self) -> None:
+        await self.inner.clear()
 
 
 class CountingStore(MemoryStore):

@@ -41,8 +41,8 @@ from aio_sessions import (
     require_session,
 )
 from aio_sessions._ids import new_id
-from aio_sessions.stores.base import TTL, Changes, SessionRecord
 
+from .conftest import Counted
 from .kits import Kit
 
 Server = Callable[..., Any]
@@ -262,40 +262,6 @@ async def test_forwarded_address_only_with_trust_proxy(start: Callable[..., Any]
     spoof = device("Phone/1.0")
     await spoof.call("POST", "/login", params={"user": "alice"}, headers={"X-Forwarded-For": "me"})
     assert (await spoof.call("GET", "/devices"))[0]["ip"] == "127.0.0.1"
-
-
-class Counted(Store):
-    """The kit's real store, also counting the writes asked of it."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.writes = 0
-
-    async def load(self, token: str) -> SessionRecord | None:
-        return await self.inner.load(token)
-
-    async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
-        self.writes += 1
-        return await self.inner.save(record, changes, ttl)
-
-    async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
-        self.writes += 1
-        return await self.inner.touch(record, ttl)
-
-    async def delete(self, session_id: str) -> bool:
-        return await self.inner.delete(session_id)
-
-    async def link_user(self, user: str, session_id: str, ttl: float) -> None:
-        await self.inner.link_user(user, session_id, ttl)
-
-    async def user_sessions(self, user: str) -> list[str]:
-        return await self.inner.user_sessions(user)
-
-    async def count(self) -> int:
-        return await self.inner.count()
-
-    async def clear(self) -> None:
-        await self.inner.clear()
 
 
 async def test_read_only_requests_write_nothing_with_tracking(

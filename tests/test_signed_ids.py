@@ -22,11 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aio_sessions
-from aio_sessions import EncryptedCookieStore, MemoryStore, Store, get_manager, get_session
+from aio_sessions import EncryptedCookieStore, MemoryStore, get_manager, get_session
 from aio_sessions._ids import valid_id
-from aio_sessions.stores.base import TTL, Changes, SessionRecord
 
-from .conftest import MakeClient, counter, send_cookie, session_cookie
+from .conftest import Counted, MakeClient, counter, send_cookie, session_cookie
 from .kits import Kit
 
 Client = TestClient[web.Request, web.Application]
@@ -34,40 +33,6 @@ Client = TestClient[web.Request, web.Application]
 NEW = "the newest secret, at least 32 bytes long"
 OLD = b"an older secret, also 32 bytes or more"
 OTHER = "another app's secret, 32 bytes or longer"
-
-
-class Counted(Store):
-    """The kit's real store, also counting the loads asked of it. Every call reaches the
-    store; closing is left to the kit, so several apps can share one store."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.loads = 0
-
-    async def load(self, token: str) -> SessionRecord | None:
-        self.loads += 1
-        return await self.inner.load(token)
-
-    async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
-        return await self.inner.save(record, changes, ttl)
-
-    async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
-        return await self.inner.touch(record, ttl)
-
-    async def delete(self, session_id: str) -> bool:
-        return await self.inner.delete(session_id)
-
-    async def link_user(self, user: str, session_id: str, ttl: float) -> None:
-        await self.inner.link_user(user, session_id, ttl)
-
-    async def user_sessions(self, user: str) -> list[str]:
-        return await self.inner.user_sessions(user)
-
-    async def count(self) -> int:
-        return await self.inner.count()
-
-    async def clear(self) -> None:
-        await self.inner.clear()
 
 
 def sign(session_id: str, secret: str | bytes) -> str:

@@ -16,9 +16,8 @@ import aio_sessions
 from aio_sessions import MemoryStore, get_manager, get_session, require_session
 from aio_sessions.cookies import cookie_value
 
-from .conftest import MakeClient
+from .conftest import Counted, MakeClient
 from .kits import Kit
-from .test_signed_ids import Counted
 
 Client = TestClient[web.Request, web.Application]
 HEADER = "X-Session-Token"
