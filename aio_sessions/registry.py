@@ -170,9 +170,9 @@ class SocketRegistry:
         )
         key = id(ws)
         self._bindings[key] = binding
-        _insert(self._by_session, binding.session_key, key, ws)
+        self._by_session.setdefault(binding.session_key, {})[key] = ws
         if binding.user_key is not None:
-            _insert(self._by_user, binding.user_key, key, ws)
+            self._by_user.setdefault(binding.user_key, {})[key] = ws
         self._schedule_expiry(binding, session.expires_at or math.inf)
         if self._sweeper is None and self._events.shared:
             self._ensure_sweeper()  # it renews the sessions' watch leases
@@ -308,14 +308,6 @@ class SocketRegistry:
                 binding.timer.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _insert(index: dict[str, _Sockets], key: str, ws_id: int, ws: web.WebSocketResponse) -> None:
-    sockets = index.get(key)
-    if sockets is None:
-        index[key] = {ws_id: ws}
-    else:
-        sockets[ws_id] = ws
 
 
 def _remove(index: dict[str, _Sockets], key: str, ws_id: int) -> None:
