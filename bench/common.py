@@ -24,7 +24,7 @@ HTTP_VARIANTS = (
     "bare", "bare-cookie", "bare-middleware", "ahs-simple", "ahs-encrypted", "ahs-redis",
     "aio-memory", "aio-cookie", "aio-redis", "aio-sqlite",
 )  # fmt: skip
-SECTIONS = ("http", "redis", "ws-handshake", "ws-hold", "ws-push")
+SECTIONS = ("http", "redis", "ws-handshake", "ws-hold", "ws-push", "faults")
 
 
 def log(message: str) -> None:
@@ -82,18 +82,33 @@ def redis_server_binary() -> str | None:
 
 
 class RedisProcess:
-    """A throwaway redis-server on a free loopback port that keeps nothing on disk."""
+    """A throwaway redis-server on a free loopback port.
 
-    def __init__(self, workdir: Path) -> None:
+    It keeps nothing on disk, unless ``durable``: then every write is fsynced to an
+    append-only file before it is answered, so a SIGKILL loses nothing acknowledged and
+    ``start()`` on the same port brings the data back.
+    """
+
+    def __init__(self, workdir: Path, *, durable: bool = False) -> None:
         binary = redis_server_binary()
         if binary is None:
             raise RuntimeError("no redis-server: apt-get install -y redis-server")
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        persistence = ("--appendonly", "yes", "--appendfsync", "always")
+        if not durable:
+            persistence = ("--appendonly", "no")
+        self.args = [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            *persistence, "--dir", str(workdir),
+        ]  # fmt: skip
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, after a stop or a kill) and wait until it answers."""
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -255,3 +270,4 @@ class Config:
     sockets: int = 0
     push_sockets: int = 10_000
     ws_sessions: int = 10
+    fault_seconds: int = 20

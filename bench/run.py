@@ -42,6 +42,7 @@ from common import (
     verdict,
     warm_up,
 )
+from faults import faults_section, report_faults
 from wsbench import report_ws, ws_handshake_section, ws_hold_section, ws_push_section
 
 ROUTES = ("read", "write")
@@ -424,6 +425,7 @@ def report(cfg: Config, results: dict[str, Any]) -> str:
             "raw stats: INFO commandstats, which also counts the GET/SET a Lua script runs."
         )
     report_ws(cfg, results, add)
+    report_faults(results, add)
     for name, error in results.get("errors", {}).items():
         add(f"\nSECTION {name} FAILED: {error}")
     return "\n".join(lines)
@@ -458,6 +460,9 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         "--push-sockets", type=int, default=10_000, help="sockets of the push (10000)"
     )
     parser.add_argument("--ws-sessions", type=int, default=10, help="logins the sockets use (10)")
+    parser.add_argument(
+        "--fault-seconds", type=int, help="length of each fault run's wrk (20; quick 10)"
+    )
     parser.add_argument("--json", type=Path, help="also write every measurement to this file")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -473,6 +478,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         sockets=args.sockets,
         push_sockets=args.push_sockets,
         ws_sessions=max(1, args.ws_sessions),
+        fault_seconds=args.fault_seconds or (10 if quick else 20),
     )
     if args.variants:
         cfg.variants = _pick(parser, args.variants, HTTP_VARIANTS, "variants")
@@ -495,7 +501,7 @@ def _pick(
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen sections, print the report; 1 when a section failed."""
     cfg, args = parse_args(argv)
-    if "http" in cfg.sections and shutil.which("wrk") is None:
+    if {"http", "faults"} & set(cfg.sections) and shutil.which("wrk") is None:
         log("wrk is not installed: apt-get install -y wrk (Debian/Ubuntu)")
         return 2
     needs_redis = (
@@ -523,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("ws-handshake", "ws_handshake", lambda: ws_handshake_section(cfg, workdir)),
                 ("ws-hold", "ws_hold", lambda: ws_hold_section(cfg, workdir)),
                 ("ws-push", "ws_push", lambda: ws_push_section(cfg, workdir, redis)),
+                ("faults", "faults", lambda: faults_section(workdir, cfg.fault_seconds)),
             ]
             for section, key, run in steps:
                 if section not in cfg.sections:

@@ -5,6 +5,8 @@ Every variant serves the same routes, so the load generators need not know which
 - ``POST /login?user=NAME``  creates a session holding ``user`` and ``counter`` (Set-Cookie);
 - ``GET /read``               reads ``user`` from the session;
 - ``GET /write``              increments ``counter`` in the session;
+- ``GET /append?v=VALUE``     stores VALUE as a key of its own in the session (aio_sessions;
+  the fault run's write, whose answer says which value was stored);
 - ``GET /ws``                 a WebSocket that waits for the client to close it (aio_sessions
   variants guard it with ``@require_session("user")``; bare has no guard);
 - ``POST /admin/logout?user=NAME``  ``get_manager(app).logout_user(NAME)`` (aio_sessions);
@@ -247,6 +249,13 @@ def aio_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web
     async def ws_handler(request: web.Request) -> web.WebSocketResponse:
         return await ws_echo_until_closed(request)
 
+    async def append(request: web.Request) -> web.Response:
+        # The fault run's write: a unique value as a key of its own, echoed when stored.
+        value = request.query["v"]
+        session = await aio_sessions.get_session(request)
+        session[f"w{value}"] = 1
+        return web.Response(text=value)
+
     async def logout(request: web.Request) -> web.Response:
         user = request.query.get("user", "bench")
         destroyed = await aio_sessions.get_manager(app).logout_user(user)
@@ -265,6 +274,7 @@ def aio_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web
 
     app.router.add_post("/login", login)
     add_session_routes(app, aio_sessions.get_session)
+    app.router.add_get("/append", append)
     app.router.add_get("/ws", ws_handler)
     app.router.add_post("/admin/logout", logout)
     app.router.add_post("/admin/push", push)
