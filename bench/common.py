@@ -22,7 +22,7 @@ COOKIE_NAME = "AIOHTTP_SESSION"
 REDIS_VARIANTS = ("ahs-redis", "aio-redis")
 HTTP_VARIANTS = (
     "bare", "bare-cookie", "bare-middleware", "ahs-simple", "ahs-encrypted", "ahs-redis",
-    "aio-memory", "aio-cookie", "aio-redis", "aio-sqlite",
+    "aio-memory", "aio-cookie", "aio-redis", "aio-sqlite", "aio-file",
 )  # fmt: skip
 SECTIONS = ("http", "redis", "ws-handshake", "ws-hold", "ws-push", "faults")
 
@@ -150,7 +150,9 @@ class ServerProcess:
                 raise RuntimeError(f"{variant} needs redis-server")
             cmd += ["--redis-url", redis.url]
         if variant == "aio-sqlite":
-            cmd += ["--sqlite", str(workdir / f"sessions-{self.port}.db")]
+            cmd += ["--path", str(workdir / f"sessions-{self.port}.db")]
+        elif variant == "aio-file":
+            cmd += ["--path", str(workdir / f"sessions-{self.port}")]
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

@@ -61,10 +61,11 @@ LABELS = {
     "aio-cookie": "aio_sessions EncryptedCookie",
     "aio-redis": "aio_sessions Redis",
     "aio-sqlite": "aio_sessions SQLite",
+    "aio-file": "aio_sessions File",
 }
 assert tuple(LABELS) == HTTP_VARIANTS
 #: Variants whose sessions live on the server, where concurrent writers of one session meet.
-SERVER_SIDE = ("ahs-redis", "aio-memory", "aio-redis", "aio-sqlite")
+SERVER_SIDE = ("ahs-redis", "aio-memory", "aio-redis", "aio-sqlite", "aio-file")
 # Commands the counting itself sends; they are left out of the per-request numbers.
 _OWN_COMMANDS = {"config|resetstat", "info", "monitor", "echo"}
 
@@ -370,16 +371,22 @@ def report(cfg: Config, results: dict[str, Any]) -> str:
             add(f"{label:50} {value:6.2f}  {goal:>7}  {result}")
 
         ratios: list[tuple[str, str, str, float | None, str]] = [
-            ("aio-memory", "bare", "read", 0.90, "aio Memory / bare aiohttp"),
+            ("aio-memory", "bare", "read", None, "aio Memory / bare aiohttp"),
             ("aio-memory", "bare", "write", None, "aio Memory / bare aiohttp"),
             ("bare-cookie", "bare", "read", None, "bare + request.cookies / bare"),
             ("bare-middleware", "bare", "read", None, "bare + no-op middleware / bare"),
-            ("aio-memory", "bare-middleware", "read", None, "aio Memory / bare + no-op middleware"),
+            ("aio-memory", "bare-middleware", "read", 0.90, "aio Memory / bare + no-op mw"),
+            ("aio-memory", "bare-middleware", "write", 0.75, "aio Memory / bare + no-op mw"),
+            ("aio-sqlite", "aio-memory", "read", 0.70, "aio SQLite / aio Memory"),
+            ("aio-sqlite", "aio-memory", "write", 0.35, "aio SQLite / aio Memory"),
+            ("aio-sqlite", "aio-memory", MANY, None, "aio SQLite / aio Memory"),
+            ("aio-file", "aio-memory", "read", None, "aio File / aio Memory"),
+            ("aio-file", "aio-memory", "write", None, "aio File / aio Memory"),
             ("aio-cookie", "ahs-encrypted", "read", 1.5, "aio EncryptedCookie / ahs Encrypted"),
             ("aio-cookie", "ahs-encrypted", "write", 1.3, "aio EncryptedCookie / ahs Encrypted"),
             ("aio-redis", "ahs-redis", "read", 1.5, "aio Redis / ahs Redis"),
             ("aio-redis", "ahs-redis", "write", 1.3, "aio Redis / ahs Redis"),
-            ("aio-redis", "ahs-redis", MANY, None, "aio Redis / ahs Redis"),
+            ("aio-redis", "ahs-redis", MANY, 1.6, "aio Redis / ahs Redis"),
             ("aio-memory", "ahs-simple", "read", None, "aio Memory / ahs Simple (reference)"),
             ("aio-memory", "ahs-simple", "write", None, "aio Memory / ahs Simple (reference)"),
             ("aio-cookie", "ahs-simple", "read", None, "aio EncryptedCookie / ahs Simple"),

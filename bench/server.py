@@ -1,4 +1,4 @@
-"""One benchmark server: ``python bench/server.py VARIANT --port P [--redis-url U] [--sqlite F]``.
+"""One benchmark server: ``python bench/server.py VARIANT --port P [--redis-url U] [--path P]``.
 
 Every variant serves the same routes, so the load generators need not know which one runs:
 
@@ -40,7 +40,7 @@ from aiohttp import web
 SECRET_KEY = hashlib.sha256(b"aio_sessions bench key").digest()
 COOKIE_NAME = "AIOHTTP_SESSION"
 
-AIO_VARIANTS = ("aio-memory", "aio-cookie", "aio-redis", "aio-sqlite")
+AIO_VARIANTS = ("aio-memory", "aio-cookie", "aio-redis", "aio-sqlite", "aio-file")
 AHS_VARIANTS = ("ahs-simple", "ahs-encrypted", "ahs-redis")
 BARE_VARIANTS = ("bare", "bare-cookie", "bare-middleware")
 VARIANTS = (*BARE_VARIANTS, *AHS_VARIANTS, *AIO_VARIANTS)
@@ -210,8 +210,8 @@ def ahs_app(variant: str, redis_url: str | None) -> web.Application:
 # -- aio_sessions ----------------------------------------------------------------------------
 
 
-def aio_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web.Application:
-    """aio_sessions with one of its stores."""
+def aio_app(variant: str, redis_url: str | None, path: str | None) -> web.Application:
+    """aio_sessions with one of its stores (``path``: the SQLite file or the files' folder)."""
     import aio_sessions
 
     app = web.Application()
@@ -234,8 +234,11 @@ def aio_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web
 
         app.on_cleanup.append(close_redis)
     else:
-        path = sqlite_path or str(Path(tempfile.mkdtemp(prefix="aio-sessions-bench-")) / "s.db")
-        store = aio_sessions.SQLiteStore(path)
+        where = Path(path or tempfile.mkdtemp(prefix="aio-sessions-bench-"))
+        if variant == "aio-sqlite":
+            store = aio_sessions.SQLiteStore(where if path else where / "s.db")
+        else:
+            store = aio_sessions.FileStore(where)
     aio_sessions.setup(app, store)
 
     async def login(request: web.Request) -> web.Response:
@@ -282,7 +285,7 @@ def aio_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web
     return app
 
 
-def make_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> web.Application:
+def make_app(variant: str, redis_url: str | None, path: str | None) -> web.Application:
     """The application of one variant."""
     if variant in BARE_VARIANTS:
         return bare_app(
@@ -290,7 +293,7 @@ def make_app(variant: str, redis_url: str | None, sqlite_path: str | None) -> we
         )
     if variant in AHS_VARIANTS:
         return ahs_app(variant, redis_url)
-    return aio_app(variant, redis_url, sqlite_path)
+    return aio_app(variant, redis_url, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -299,10 +302,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("variant", choices=VARIANTS)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url")
-    parser.add_argument("--sqlite", help="SQLite file for aio-sqlite (default: a temp file)")
+    parser.add_argument(
+        "--path", help="aio-sqlite's file or aio-file's folder (default: in a temp folder)"
+    )
     args = parser.parse_args(argv)
     raise_nofile()
-    app = make_app(args.variant, args.redis_url, args.sqlite)
+    app = make_app(args.variant, args.redis_url, args.path)
     web.run_app(
         app,
         host="127.0.0.1",
