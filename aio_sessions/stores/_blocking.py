@@ -20,13 +20,19 @@ T = TypeVar("T")
 _TOUCH = Changes()
 
 
+class WouldBlock(Exception):
+    """Raised by ``_on_loop`` when a call would wait there: it runs in the worker thread."""
+
+
 class BlockingStore(Store):
     """Runs a store's blocking primitives one at a time off the event loop.
 
     One thread means read-merge-write steps never interleave inside this process;
     ``_transaction`` (a SQLite transaction, a file lock) covers other processes.
     Subclasses name the exceptions that mean "the storage cannot be used now" in
-    ``_unavailable``: they become StoreUnavailable.
+    ``_unavailable``: they become StoreUnavailable. Loads, saves and touches are first
+    offered to ``_on_loop``, which a subclass may override to run them on the event loop
+    when they cannot block there.
     """
 
     _unavailable: tuple[type[BaseException], ...] = (OSError,)
@@ -48,15 +54,27 @@ class BlockingStore(Store):
         self._codec = codec
         self._executor: ThreadPoolExecutor | None = None
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+    async def _run(self, fn: Callable[[], T], *, inline: bool = False) -> T:
+        """``fn()`` in the worker thread; with ``inline``, on the loop if ``_on_loop`` can."""
         try:
+            if inline:
+                try:
+                    return self._on_loop(fn)
+                except WouldBlock:
+                    pass
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
         except self._unavailable as exc:
             raise StoreUnavailable(f"{self._name}: {type(exc).__name__}: {exc}") from exc
 
-    # -- the blocking primitives, each called in the worker thread -----------------------
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn()`` on the event loop, or raise WouldBlock (having changed nothing) when
+        it would wait there. By default everything runs in the worker thread. An override
+        must keep ``_transaction`` exclusive between the loop and the worker thread too."""
+        raise WouldBlock
+
+    # -- the blocking primitives, called in the worker thread (or through ``_on_loop``) ---
 
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[object]:
@@ -109,16 +127,16 @@ class BlockingStore(Store):
     async def load(self, token: str) -> SessionRecord | None:
         if not valid_id(token):
             return None
-        return await self._run(lambda: self._read(token))
+        return await self._run(lambda: self._read(token), inline=True)
 
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
             dump_record(record, codec=self._codec)  # fail on bad values before touching storage
-            return await self._run(lambda: self._create(record, ttl))
-        return await self._run(lambda: self._update(record, changes, ttl))
+            return await self._run(lambda: self._create(record, ttl), inline=True)
+        return await self._run(lambda: self._update(record, changes, ttl), inline=True)
 
     async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
-        return await self._run(lambda: self._update(record, _TOUCH, ttl))
+        return await self._run(lambda: self._update(record, _TOUCH, ttl), inline=True)
 
     async def delete(self, session_id: str) -> bool:
         if not valid_id(session_id):

@@ -1,7 +1,8 @@
 """SQLite store: durable sessions in one file, with no server to run.
 
 Several processes may share the file: every merge runs in an ``IMMEDIATE`` transaction, so
-concurrent writers of one session keep each other's keys across processes too.
+concurrent writers of one session keep each other's keys across processes too. Loads and
+merges run on the event loop when they need not wait for a lock (see ``SQLiteStore``).
 """
 
 from __future__ import annotations
@@ -9,18 +10,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from .._checks import check_path, check_positive, refuse_options
-from ._blocking import BlockingStore
+from ._blocking import BlockingStore, WouldBlock
 from ._codec import Decoder, Encoder, make_codec
 from ._json import dump_record, load_record
 from .base import SessionRecord
 
 log = logging.getLogger("aio_sessions")
+T = TypeVar("T")
+
+#: Merges committed on the loop between two checkpoints, which the worker thread runs. A
+#: merge appends 2-4 pages to the WAL (the row's page and index pages; more for a record
+#: over a page), so for usual sessions this stays within SQLite's own autocheckpoint
+#: threshold of 1000 pages (4 MB), and the write that takes the checkpoint over costs one
+#: thread hop in 250.
+_CHECKPOINT_EVERY = 250
+#: SQLITE_BUSY and SQLITE_LOCKED: another connection holds the lock we asked for.
+_BUSY_CODES = (5, 6)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -34,6 +46,14 @@ CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user);
 """
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite said busy or locked: another connection holds the lock asked for."""
+    code: int | None = getattr(exc, "sqlite_errorcode", None)  # Python 3.11 and later
+    if code is None:
+        return "locked" in str(exc)
+    return (code & 0xFF) in _BUSY_CODES
+
+
 class SQLiteStore(BlockingStore):
     """Sessions in a SQLite database file; they survive restarts.
 
@@ -41,6 +61,16 @@ class SQLiteStore(BlockingStore):
     ``lock_timeout`` is how many seconds an operation waits while another process holds the
     database's write lock; then it fails with StoreUnavailable (a 503). ``encoder``/
     ``decoder``: aiohttp-session's, for the text in the ``data`` column.
+
+    Loads, saves and touches run on the event loop, on a connection of its own that never
+    waits: its busy timeout is 0, a primary-key lookup in WAL mode does not wait for
+    writers, and a merge takes the write lock (``BEGIN IMMEDIATE``) at once or not at all.
+    When SQLite answers busy, the operation runs again in the worker thread, whose
+    connection waits up to ``lock_timeout``, so other processes are still serialised by the
+    same lock and nothing is lost. Commits on the loop do not sync (WAL with
+    ``synchronous=NORMAL``) and never checkpoint; the worker thread checkpoints (passive)
+    every 250 of them and sweeps expired rows, as part of the write it then takes over.
+    Everything else (delete, the user index, count, clear) runs in the worker thread.
     """
 
     _unavailable = (sqlite3.OperationalError,)
@@ -74,27 +104,61 @@ class SQLiteStore(BlockingStore):
         codec = make_codec("SQLiteStore(path)", encoder, decoder)
         super().__init__("aio-sessions-sqlite", "SQLiteStore(path)", sweep_interval, codec)
         self.path = Path(path)
-        self._db: sqlite3.Connection | None = None
+        self._db: sqlite3.Connection | None = None  # the worker thread's
+        self._loop_db: sqlite3.Connection | None = None  # the event loop's, busy timeout 0
+        self._loop_thread: int | None = None
+        self._loop_commits = 0  # since the last checkpoint
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     @property
     def _conn(self) -> sqlite3.Connection:
-        """The connection, opened on first use, in the worker thread."""
+        """The calling thread's connection: the loop's in ``_on_loop``, else the worker's
+        (opened on first use)."""
+        if self._loop_db is not None and threading.get_ident() == self._loop_thread:
+            return self._loop_db
         if self._db is None:
-            db = sqlite3.connect(
-                self.path,
-                timeout=self.lock_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            self._db = db
+            self._db = self._connect(self.lock_timeout)
         return self._db
+
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn()`` on the loop's connection; WouldBlock when SQLite says busy."""
+        try:
+            if self._loop_db is None:
+                db = self._connect(0)
+                db.execute("PRAGMA wal_autocheckpoint=0")  # the worker thread checkpoints
+                self._loop_db, self._loop_thread = db, threading.get_ident()
+            elif threading.get_ident() != self._loop_thread:
+                raise WouldBlock  # another thread's loop: its calls take the worker's path
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if self._loop_db is not None and self._loop_db.in_transaction:
+                self._loop_db.execute("ROLLBACK")  # a COMMIT that failed
+            if _busy(exc):
+                raise WouldBlock from exc
+            raise
+
+    def _upkeep_due(self, now: float) -> bool:
+        """Time to sweep expired rows or to checkpoint: jobs for the worker thread."""
+        return now >= self._next_sweep or self._loop_commits >= _CHECKPOINT_EVERY
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         db = self._conn
+        on_loop = db is self._loop_db
+        if on_loop and self._upkeep_due(time.time()):
+            raise WouldBlock  # this write goes to the worker thread, which does the upkeep
         db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -102,6 +166,11 @@ class SQLiteStore(BlockingStore):
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        if on_loop:
+            self._loop_commits += 1
+        elif self._loop_commits >= _CHECKPOINT_EVERY:
+            self._loop_commits = 0
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _read(self, session_id: str) -> SessionRecord | None:
         # As bytes: SQLite keeps whatever it was given, and text that is not UTF-8 would fail
@@ -120,14 +189,15 @@ class SQLiteStore(BlockingStore):
 
     def _write(self, record: SessionRecord, ttl: float) -> None:
         now = time.time()
-        self._conn.execute(
+        db = self._conn
+        db.execute(
             "INSERT INTO sessions (id, data, expires) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires",
             (record.id, dump_record(record, codec=self._codec), now + ttl),
         )
-        if now >= self._next_sweep:
+        if now >= self._next_sweep and db is not self._loop_db:
             self._next_sweep = now + self._sweep_interval
-            self._conn.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
+            db.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
 
     def _delete(self, session_id: str) -> bool:
         cursor = self._conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
@@ -156,3 +226,9 @@ class SQLiteStore(BlockingStore):
         if self._db is not None:
             self._db.close()
             self._db = None
+
+    async def close(self) -> None:
+        if self._loop_db is not None:
+            self._loop_db.close()
+            self._loop_db = self._loop_thread = None
+        await super().close()
