@@ -250,7 +250,8 @@ class RedisStore(Store):
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
             raw = dump_record(record, codec=self._codec)
-            await self._write("SET", self._key(record.id), raw, "PX", _ms(ttl_of(ttl, record)))
+            command = ("SET", self._key(record.id), raw, "PX", _ms(ttl_of(ttl, record)))
+            await self._writes.submit(command)
             record.stamp = raw
             return record.id
         dump_data(dict(changes.set), self._codec)  # a bad value fails its own request alone
@@ -317,7 +318,8 @@ class RedisStore(Store):
                 current = merge(current, waiter.record, waiter.changes)
             raw = dump_record(current, codec=self._codec)
             ms = max(_ms(ttl_of(waiter.ttl, current)) for waiter in batch)
-            result = await self._write("EVALSHA", _CAS_SHA, 1, key, expected, raw, ms)
+            cas = ("EVALSHA", _CAS_SHA, 1, key, expected, raw, ms)
+            result = await self._writes.submit(cas)
             if result == 1:
                 for waiter in batch:
                     waiter.record.stamp = raw
@@ -327,27 +329,25 @@ class RedisStore(Store):
             await asyncio.sleep(random.uniform(0, 0.001 * attempt))  # noqa: S311 - jitter only
         raise StoreUnavailable("redis: too many concurrent writers on one session")
 
-    async def _write(self, *command: str | int | bytes) -> Any:
-        """Send a write command with the others of this turn; its reply or its error."""
-        return await self._call(self._writes.submit(command))
-
     async def _send_writes(self, commands: list[_Command]) -> list[Any]:
         """Send write commands, one alone or many in one pipeline (one round trip, one
-        pooled connection); each reply or error in its place.
+        pooled connection); each reply or error in its place. One ``command_timeout`` for
+        the whole, which bounds the wait of every writer in the batch."""
+        return [_outage(outcome) for outcome in await self._call(self._send_scripted(commands))]
 
-        Those that find the compare-and-set script missing (a restarted or flushed Redis)
-        are sent again once it is loaded.
-        """
-        outcomes = await self._call(self._pipeline(commands))
+    async def _send_scripted(self, commands: list[_Command]) -> list[Any]:
+        """``_pipeline``, and again for the commands that found the compare-and-set script
+        missing (a restarted or flushed Redis) once it is loaded."""
+        outcomes = await self._pipeline(commands)
         missing = [
             i for i, out in enumerate(outcomes) if isinstance(out, redis_errors.NoScriptError)
         ]
         if missing:
-            await self._call(self.client.script_load(_CAS))
-            again = await self._call(self._pipeline([commands[i] for i in missing]))
+            await self.client.script_load(_CAS)
+            again = await self._pipeline([commands[i] for i in missing])
             for i, outcome in zip(missing, again, strict=True):
                 outcomes[i] = outcome
-        return [_outage(outcome) for outcome in outcomes]
+        return outcomes
 
     async def _pipeline(self, commands: list[_Command]) -> list[Any]:
         """Replies to ``commands``, a command's error (not an outage) in its place."""
