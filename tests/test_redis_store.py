@@ -14,10 +14,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiohttp_session.redis_storage import RedisStorage
-from redis.asyncio import Redis
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.connection import Connection
 
-from aio_sessions import RedisStore, get_session, setup
+from aio_sessions import RedisStore, StoreUnavailable, get_session, setup
 from aio_sessions._ids import new_id
+from aio_sessions.stores import Changes, SessionRecord
 
 from ._services import RedisServer, unavailable
 from .conftest import (
@@ -355,3 +358,139 @@ async def test_burst_of_writers_on_one_session(
     # Overlapping requests share their loads (MGET) and their saves (compare-and-set).
     assert commands.count("GET") + commands.count("MGET") < writers / 2
     assert commands.count("EVALSHA") < writers / 2
+
+
+# -- saves of different sessions at once ---------------------------------------------------
+
+
+class Sends(Connection):
+    """A redis-py connection that counts its writes to Redis: one per round trip."""
+
+    count = 0
+
+    async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        Sends.count += 1
+        await super().send_packed_command(*args, **kwargs)
+
+
+async def new_sessions(store: RedisStore, n: int) -> list[SessionRecord]:
+    """``n`` sessions saved in Redis, ready for a compare-and-set (as if just loaded)."""
+    now = time.time()
+    records = [SessionRecord(new_id(), {"n": 0}, int(now), now) for _ in range(n)]
+    assert await asyncio.gather(*(store.save(r, None, 60) for r in records)) == [
+        r.id for r in records
+    ]
+    return records
+
+
+async def save_all(store: RedisStore, records: list[SessionRecord]) -> list[Any]:
+    """Every record saved at once with ``n`` set to its position; outcomes or errors."""
+    saves = (store.save(r, Changes(set={"n": i}), 60) for i, r in enumerate(records))
+    return await asyncio.gather(*saves, return_exceptions=True)
+
+
+async def test_saves_of_different_sessions_share_one_round_trip(
+    redis: Redis, redis_url: str, prefix: str
+) -> None:
+    """Writes issued together go out as one pipeline; a lone write is still one command."""
+    store = RedisStore(Redis.from_url(redis_url, connection_class=Sends), key_prefix=prefix)
+    await store.client.ping()  # a connection, its handshake done
+    async with Monitor(redis_url) as monitor:
+        sent = Sends.count
+        records = await new_sessions(store, 20)  # 20 new sessions: one round trip of SETs
+        assert Sends.count - sent == 1
+        assert await monitor.settle() == ["SET"] * 20
+        await save_all(store, records[:1])  # loads the script
+        await monitor.settle()
+
+        sent = Sends.count
+        assert await save_all(store, records[:1]) == [records[0].id]
+        assert Sends.count - sent == 1
+        assert await monitor.settle() == ["EVALSHA"]
+
+        sent = Sends.count
+        assert await save_all(store, records) == [r.id for r in records]
+        assert Sends.count - sent == 1
+        assert await monitor.settle() == ["EVALSHA"] * 20
+
+        # Redis lost its scripts (a restart, SCRIPT FLUSH): loaded once, the batch resent.
+        await redis.script_flush()
+        await monitor.settle()
+        sent = Sends.count
+        assert await save_all(store, records) == [r.id for r in records]
+        assert Sends.count - sent == 3
+        assert await monitor.settle() == ["EVALSHA"] * 20 + ["SCRIPT"] + ["EVALSHA"] * 20
+    for i, rec in enumerate(records):
+        loaded = await store.load(rec.id)
+        assert loaded is not None
+        assert loaded.data == {"n": i}
+    await store.client.aclose()
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["redis", "cluster"])
+async def test_each_save_of_a_batch_gets_its_own_outcome(
+    request: pytest.FixtureRequest, prefix: str, cluster: bool
+) -> None:
+    """In one batch: a gone session is None and a damaged one an error, for their own
+    waiters alone; the others are written, also after the scripts are flushed. On a Cluster
+    the batch spans every node."""
+    if cluster:
+        client: Redis | RedisCluster = RedisCluster.from_url(
+            request.getfixturevalue("redis_cluster_url")
+        )
+    else:
+        client = Redis.from_url(request.getfixturevalue("redis_url"))
+    store = RedisStore(client, key_prefix=prefix)
+    records = await new_sessions(store, 30)
+    gone, damaged = records[3], records[7]
+    await client.delete(store._key(gone.id))
+    await client.delete(store._key(damaged.id))
+    await client.hset(store._key(damaged.id), "f", "v")  # a hash: the script fails on it
+    await client.script_flush()
+    outcomes = await save_all(store, records)
+    assert outcomes[3] is None
+    assert isinstance(outcomes[7], redis_errors.ResponseError)
+    assert "WRONGTYPE" in str(outcomes[7])
+    for i, (rec, outcome) in enumerate(zip(records, outcomes, strict=True)):
+        if rec in (gone, damaged):
+            continue
+        assert outcome == rec.id
+        loaded = await store.load(rec.id)
+        assert loaded is not None
+        assert loaded.data == {"n": i}
+    await store.clear()
+    await client.aclose()
+
+
+async def test_redis_lost_mid_batch_fails_every_save_of_it(own_redis: Any) -> None:
+    """Frozen Redis: every save of the batch is StoreUnavailable within command_timeout.
+    Killed with the batch sent: every save is StoreUnavailable at once. Restarted: saved."""
+    limit = 0.5
+    store = RedisStore.from_url(own_redis.url, command_timeout=limit)
+    records = await new_sessions(store, 10)
+    await save_all(store, records[:1])  # loads the script
+    assert own_redis.process is not None
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        outcomes = await save_all(store, records)
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+    assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes), outcomes
+    assert limit <= elapsed < limit + 1.0
+
+    store.command_timeout = 10.0  # from here on a failure is the lost connection, not a wait
+    records = await new_sessions(store, 10)
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
+    pending = asyncio.ensure_future(save_all(store, records))
+    await asyncio.sleep(0.2)  # the batch is sent and waits for its replies
+    os.kill(own_redis.process.pid, signal.SIGKILL)
+    started = time.monotonic()
+    outcomes = await pending
+    assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes), outcomes
+    assert time.monotonic() - started < 2.0
+    own_redis.process.wait()
+    own_redis.start()
+    assert await save_all(store, records) == [r.id for r in records]
+    await store.close()

@@ -12,6 +12,7 @@ wrote, no lost updates when someone did, and the JSON is built by Python, not by
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import random
@@ -26,6 +27,7 @@ from redis.asyncio import Redis, RedisCluster
 from .._checks import check_positive, check_str, describe, refuse_options
 from .._ids import valid_id
 from ..errors import StoreUnavailable
+from ._batch import TurnBatch
 from ._codec import Codec, Decoder, Encoder, make_codec
 from ._json import dump_data, dump_record, load_record
 from .base import TTL, Changes, SessionRecord, Store, adopt, merge, ttl_of
@@ -45,6 +47,9 @@ if current == ARGV[1] then
 end
 return current
 """
+# Sent by its digest (EVALSHA) in pipelines: redis-py's Script objects in a pipeline cost a
+# SCRIPT EXISTS round trip on every execute.
+_CAS_SHA = hashlib.sha1(_CAS.encode(), usedforsecurity=False).hexdigest()
 
 # KEYS[1]: a user's index. ARGV: a session id, its TTL in ms. The index lives as long as the
 # longest-lived session in it (PTTL is -1 or -2 when there is no TTL or no key yet).
@@ -56,6 +61,9 @@ return 1
 """
 
 _TOUCH = Changes()
+
+# A write command and its arguments: a compare-and-set (EVALSHA) or a new session's SET.
+_Command = tuple[str | int | bytes, ...]
 
 # A batch of saves retries at most this often when other processes keep writing the session.
 _MAX_ATTEMPTS = 16
@@ -134,12 +142,12 @@ class RedisStore(Store):
         self.client = client
         self.key_prefix = key_prefix
         self.channel = f"{key_prefix}revoked"
-        self._cas = client.register_script(_CAS)
         # Saves waiting for the write in flight of their session, and the tasks writing them.
         self._writing: dict[str, list[_Waiter]] = {}
-        # Sessions to load with the next MGET, each with the requests waiting for it.
-        self._loading: dict[str, list[asyncio.Future[bytes | str | None]]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Session keys to load with one MGET, and writes to send in one pipeline.
+        self._loads: TurnBatch[str, bytes | str | None] = TurnBatch(self._load_keys, self._tasks)
+        self._writes: TurnBatch[_Command, Any] = TurnBatch(self._send_writes, self._tasks)
         self._link = client.register_script(_LINK)
         self._owns_client = False
 
@@ -211,50 +219,20 @@ class RedisStore(Store):
     async def load(self, token: str) -> SessionRecord | None:
         if not valid_id(token):
             return None
-        raw = await self._fetch(token)
+        raw = await self._loads.submit(self._key(token))
         return None if raw is None else _decode(token, raw, self._codec)
 
-    def _fetch(self, session_id: str) -> asyncio.Future[bytes | str | None]:
-        """The stored value of a session, fetched with the others asked for in this turn.
-
-        Requests that arrive together load their sessions with one MGET instead of one GET
-        each: a lone request still sends exactly one GET.
-        """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes | str | None] = loop.create_future()
-        if self._loading is None:
-            self._loading = {}
-            loop.call_soon(self._flush_loads)
-        self._loading.setdefault(session_id, []).append(future)
-        return future
-
-    def _flush_loads(self) -> None:
-        batch, self._loading = self._loading or {}, None
-        self._tasks.add(task := asyncio.ensure_future(self._load_batch(batch)))
-        task.add_done_callback(self._tasks.discard)
-
-    async def _load_batch(self, batch: dict[str, list[asyncio.Future[bytes | str | None]]]) -> None:
-        ids = list(batch)
-        keys = [self._key(sid) for sid in ids]
-        try:
-            if len(keys) == 1:
-                values = [await self._get(keys[0])]
-            elif isinstance(self.client, RedisCluster):
-                values = await self._call(self.client.mget_nonatomic(keys))
-            else:
-                values = await self._call(self.client.mget(keys))
-        except BaseException as exc:
-            for futures in batch.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for sid, value in zip(ids, values, strict=True):
-            for future in batch[sid]:
-                if not future.done():
-                    future.set_result(value)
+    async def _load_keys(self, keys: list[str]) -> list[bytes | str | None]:
+        """The values of session keys asked for together: one GET for one key, else one MGET."""
+        unique = list(dict.fromkeys(keys))
+        if len(unique) == 1:
+            return [await self._get(unique[0])] * len(keys)
+        if isinstance(self.client, RedisCluster):
+            values = await self._call(self.client.mget_nonatomic(unique))
+        else:
+            values = await self._call(self.client.mget(unique))
+        found = dict(zip(unique, values, strict=True))
+        return [found[key] for key in keys]
 
     async def _get(self, key: str) -> bytes | str | None:
         """GET one session key; a key of another type (a hash, a list) reads as b"" (corrupt).
@@ -272,9 +250,8 @@ class RedisStore(Store):
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
             raw = dump_record(record, codec=self._codec)
-            await self._call(
-                self.client.set(self._key(record.id), raw, px=_ms(ttl_of(ttl, record)))
-            )
+            command = ("SET", self._key(record.id), raw, "PX", _ms(ttl_of(ttl, record)))
+            await self._writes.submit(command)
             record.stamp = raw
             return record.id
         dump_data(dict(changes.set), self._codec)  # a bad value fails its own request alone
@@ -341,7 +318,8 @@ class RedisStore(Store):
                 current = merge(current, waiter.record, waiter.changes)
             raw = dump_record(current, codec=self._codec)
             ms = max(_ms(ttl_of(waiter.ttl, current)) for waiter in batch)
-            result = await self._call(self._cas(keys=[key], args=[expected, raw, ms]))
+            cas = ("EVALSHA", _CAS_SHA, 1, key, expected, raw, ms)
+            result = await self._writes.submit(cas)
             if result == 1:
                 for waiter in batch:
                     waiter.record.stamp = raw
@@ -350,6 +328,38 @@ class RedisStore(Store):
             expected = result  # another process wrote: merge again on its value
             await asyncio.sleep(random.uniform(0, 0.001 * attempt))  # noqa: S311 - jitter only
         raise StoreUnavailable("redis: too many concurrent writers on one session")
+
+    async def _send_writes(self, commands: list[_Command]) -> list[Any]:
+        """Send write commands, one alone or many in one pipeline (one round trip, one
+        pooled connection); each reply or error in its place. One ``command_timeout`` for
+        the whole, which bounds the wait of every writer in the batch."""
+        return [_outage(outcome) for outcome in await self._call(self._send_scripted(commands))]
+
+    async def _send_scripted(self, commands: list[_Command]) -> list[Any]:
+        """``_pipeline``, and again for the commands that found the compare-and-set script
+        missing (a restarted or flushed Redis) once it is loaded."""
+        outcomes = await self._pipeline(commands)
+        missing = [
+            i for i, out in enumerate(outcomes) if isinstance(out, redis_errors.NoScriptError)
+        ]
+        if missing:
+            await self.client.script_load(_CAS)
+            again = await self._pipeline([commands[i] for i in missing])
+            for i, outcome in zip(missing, again, strict=True):
+                outcomes[i] = outcome
+        return outcomes
+
+    async def _pipeline(self, commands: list[_Command]) -> list[Any]:
+        """Replies to ``commands``, a command's error (not an outage) in its place."""
+        if len(commands) == 1:
+            try:
+                return [await self.client.execute_command(*commands[0])]
+            except redis_errors.ResponseError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))
 
     async def delete(self, session_id: str) -> bool:
         if not valid_id(session_id):
@@ -443,6 +453,14 @@ def _settle(waiters: list[_Waiter], outcome: str | BaseException | None) -> None
             waiter.future.set_exception(outcome)
         else:
             waiter.future.set_result(outcome)
+
+
+def _outage(outcome: Any) -> Any:
+    """A command's outcome, StoreUnavailable if it is an outage (a Cluster pipeline reports
+    a lost node in place, for its commands alone)."""
+    if isinstance(outcome, _UNAVAILABLE):
+        return StoreUnavailable(f"redis: {type(outcome).__name__}: {outcome}")
+    return outcome
 
 
 def _decode(session_id: str, raw: str | bytes, codec: Codec | None) -> SessionRecord | None:
