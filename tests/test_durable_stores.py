@@ -205,8 +205,8 @@ def _record(sid: str | None = None) -> SessionRecord:
 
 
 async def test_loads_and_merges_run_on_the_event_loop(tmp_path: Path) -> None:
-    """No thread hop per request: past the first write (which sweeps, in the worker
-    thread), loads, creates, merges and touches finish without suspending."""
+    """No thread hop per request: loads, creates, merges and touches finish without
+    suspending (the sweep and checkpoints run beside them, in the worker thread)."""
     store = SQLiteStore(tmp_path / "s.sqlite3")
     first = _record()
     assert _at_once(store.load(first.id)) is None
@@ -225,7 +225,7 @@ async def test_loads_and_merges_run_on_the_event_loop(tmp_path: Path) -> None:
 
 async def test_reads_answer_at_once_while_another_process_writes(tmp_path: Path) -> None:
     """Another process holds the write lock for 1 s: loads still answer on the event loop,
-    even while a merge waits for the lock in the worker thread; the merge then succeeds."""
+    even while a merge waits for the lock; the merge then succeeds."""
     path = tmp_path / "s.sqlite3"
     store = SQLiteStore(path, lock_timeout=5)
     record = _record()
@@ -240,7 +240,7 @@ async def test_reads_answer_at_once_while_another_process_writes(tmp_path: Path)
         record.data["k"] = 1
         write = asyncio.create_task(store.save(record, Changes({"k": 1}), 60))
         await asyncio.sleep(0.2)
-        assert not write.done()  # waiting for the lock, in the worker thread
+        assert not write.done()  # waiting for the lock, in pauses on the loop
         loaded = _at_once(store.load(record.id))
         assert loaded is not None
         assert loaded.data == {}
@@ -257,9 +257,9 @@ async def test_reads_answer_at_once_while_another_process_writes(tmp_path: Path)
 
 async def test_two_connections_merging_one_session_lose_nothing(tmp_path: Path) -> None:
     """Two stores on one file (two connections each, as two processes would have) merge
-    different keys of one session concurrently. A tiny ``sweep_interval`` sends many
-    writes to the worker threads, so merges on the loop meet locks held by the other
-    store's thread and take the worker's path too; every key is kept."""
+    different keys of one session concurrently. A tiny ``sweep_interval`` keeps both
+    worker threads sweeping, so merges on the loop also meet locks held by the other
+    store and by their own store's thread, and wait for them; every key is kept."""
     path = tmp_path / "s.sqlite3"
     stores = [SQLiteStore(path, sweep_interval=0.001) for _ in range(2)]
     sid = new_id()
@@ -284,7 +284,8 @@ async def test_two_connections_merging_one_session_lose_nothing(tmp_path: Path) 
 async def test_checkpoints_keep_the_wal_bounded(tmp_path: Path) -> None:
     """Commits on the event loop never checkpoint; the worker thread does, every 250, so
     the write-ahead log of 3000 merges of small sessions stays near SQLite's own
-    1000-page threshold (without checkpoints it would hold all of them: about 9000 pages)."""
+    1000-page threshold (without checkpoints it would hold all of them: about 9000 pages).
+    Each merge lets the loop run other tasks, as a server does between requests."""
     path = tmp_path / "s.sqlite3"
     store = SQLiteStore(path)
     records = [_record() for _ in range(20)]
@@ -295,6 +296,7 @@ async def test_checkpoints_keep_the_wal_bounded(tmp_path: Path) -> None:
         changes = {"n": i, "pad": "v" * 200}
         record.data.update(changes)
         await store.save(record, Changes(changes), 60)
+        await asyncio.sleep(0)
     wal = path.with_name(path.name + "-wal")
     assert wal.stat().st_size < 1500 * 4096
     await store.close()

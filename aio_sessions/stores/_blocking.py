@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .._checks import check_positive
 from .._ids import valid_id
@@ -24,6 +25,22 @@ class WouldBlock(Exception):
     """Raised by ``_on_loop`` when a call would wait there: it runs in the worker thread."""
 
 
+class Busy(WouldBlock):
+    """Raised by ``_on_loop`` when another connection holds the lock the call needs: it is
+    tried again on the loop once ``until`` is done (the store's own job holding the lock),
+    else after a pause, for up to ``_busy_wait`` seconds."""
+
+    def __init__(self, until: asyncio.Future[Any] | None = None) -> None:
+        super().__init__()
+        self.until = until
+
+
+#: The first pause before trying a busy call again, doubled up to the longest pause: what
+#: SQLite's own busy handler does, without blocking the loop.
+_FIRST_PAUSE = 0.001
+_LONGEST_PAUSE = 0.05
+
+
 class BlockingStore(Store):
     """Runs a store's blocking primitives one at a time off the event loop.
 
@@ -36,6 +53,8 @@ class BlockingStore(Store):
     """
 
     _unavailable: tuple[type[BaseException], ...] = (OSError,)
+    #: How long a call that ``_on_loop`` finds busy keeps trying before StoreUnavailable.
+    _busy_wait = 0.0
 
     def __init__(self, name: str, call: str, sweep_interval: float, codec: Codec | None) -> None:
         """``call`` is how users write the constructor, for error messages; ``codec`` is the
@@ -59,7 +78,7 @@ class BlockingStore(Store):
         try:
             if inline:
                 try:
-                    return self._on_loop(fn)
+                    return await self._on_loop_when_free(fn)
                 except WouldBlock:
                     pass
             if self._executor is None:
@@ -67,6 +86,29 @@ class BlockingStore(Store):
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
         except self._unavailable as exc:
             raise StoreUnavailable(f"{self._name}: {type(exc).__name__}: {exc}") from exc
+
+    async def _on_loop_when_free(self, fn: Callable[[], T]) -> T:
+        """``_on_loop(fn)``, tried again after growing pauses while it is Busy.
+
+        Waiting here instead of in the worker thread keeps a burst from piling up behind a
+        lock in the thread's queue, where every later call would find the lock taken too.
+        """
+        pause, deadline = _FIRST_PAUSE, 0.0
+        while True:
+            try:
+                return self._on_loop(fn)
+            except Busy as exc:
+                now = time.monotonic()
+                deadline = deadline or now + self._busy_wait
+                if now >= deadline:
+                    raise StoreUnavailable(
+                        f"{self._name}: still locked after {self._busy_wait:g}s ({exc.__cause__})"
+                    ) from exc
+                if exc.until is not None:
+                    await asyncio.wait((exc.until,), timeout=deadline - now)
+                    continue
+                await asyncio.sleep(min(pause, deadline - now))
+                pause = min(2 * pause, _LONGEST_PAUSE)
 
     def _on_loop(self, fn: Callable[[], T]) -> T:
         """Run ``fn()`` on the event loop, or raise WouldBlock (having changed nothing) when

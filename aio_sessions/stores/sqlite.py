@@ -7,6 +7,7 @@ merges run on the event loop when they need not wait for a lock (see ``SQLiteSto
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from .._checks import check_path, check_positive, refuse_options
-from ._blocking import BlockingStore, WouldBlock
+from ..errors import StoreUnavailable
+from ._blocking import BlockingStore, Busy, WouldBlock
 from ._codec import Decoder, Encoder, make_codec
 from ._json import dump_record, load_record
 from .base import SessionRecord
@@ -28,8 +30,7 @@ T = TypeVar("T")
 #: Merges committed on the loop between two checkpoints, which the worker thread runs. A
 #: merge appends 2-4 pages to the WAL (the row's page and index pages; more for a record
 #: over a page), so for usual sessions this stays within SQLite's own autocheckpoint
-#: threshold of 1000 pages (4 MB), and the write that takes the checkpoint over costs one
-#: thread hop in 250.
+#: threshold of 1000 pages (4 MB).
 _CHECKPOINT_EVERY = 250
 #: SQLITE_BUSY and SQLITE_LOCKED: another connection holds the lock we asked for.
 _BUSY_CODES = (5, 6)
@@ -65,11 +66,11 @@ class SQLiteStore(BlockingStore):
     Loads, saves and touches run on the event loop, on a connection of its own that never
     waits: its busy timeout is 0, a primary-key lookup in WAL mode does not wait for
     writers, and a merge takes the write lock (``BEGIN IMMEDIATE``) at once or not at all.
-    When SQLite answers busy, the operation runs again in the worker thread, whose
-    connection waits up to ``lock_timeout``, so other processes are still serialised by the
-    same lock and nothing is lost. Commits on the loop do not sync (WAL with
-    ``synchronous=NORMAL``) and never checkpoint; the worker thread checkpoints (passive)
-    every 250 of them and sweeps expired rows, as part of the write it then takes over.
+    When another process holds the lock, the operation waits on the loop (growing pauses,
+    up to ``lock_timeout``), so other processes are still serialised by the same lock and
+    nothing is lost. Commits on the loop do not sync (WAL with ``synchronous=NORMAL``) and
+    never checkpoint: every 250 of them the worker thread checkpoints (passive) and sweeps
+    expired rows, while the loop's writers wait for it.
     Everything else (delete, the user index, count, clear) runs in the worker thread.
     """
 
@@ -108,6 +109,8 @@ class SQLiteStore(BlockingStore):
         self._loop_db: sqlite3.Connection | None = None  # the event loop's, busy timeout 0
         self._loop_thread: int | None = None
         self._loop_commits = 0  # since the last checkpoint
+        self._busy_wait = lock_timeout
+        self._upkeep: asyncio.Task[None] | None = None
 
     def _connect(self, timeout: float) -> sqlite3.Connection:
         db = sqlite3.connect(
@@ -133,7 +136,7 @@ class SQLiteStore(BlockingStore):
         return self._db
 
     def _on_loop(self, fn: Callable[[], T]) -> T:
-        """Run ``fn()`` on the loop's connection; WouldBlock when SQLite says busy."""
+        """Run ``fn()`` on the loop's connection; Busy when SQLite says so."""
         try:
             if self._loop_db is None:
                 db = self._connect(0)
@@ -141,24 +144,48 @@ class SQLiteStore(BlockingStore):
                 self._loop_db, self._loop_thread = db, threading.get_ident()
             elif threading.get_ident() != self._loop_thread:
                 raise WouldBlock  # another thread's loop: its calls take the worker's path
-            return fn()
+            result = fn()
         except sqlite3.OperationalError as exc:
             if self._loop_db is not None and self._loop_db.in_transaction:
                 self._loop_db.execute("ROLLBACK")  # a COMMIT that failed
             if _busy(exc):
-                raise WouldBlock from exc
+                raise Busy from exc
             raise
+        if self._upkeep is None and self._upkeep_due(time.time()):
+            self._upkeep = asyncio.get_running_loop().create_task(self._keep_up())
+        return result
 
     def _upkeep_due(self, now: float) -> bool:
         """Time to sweep expired rows or to checkpoint: jobs for the worker thread."""
         return now >= self._next_sweep or self._loop_commits >= _CHECKPOINT_EVERY
 
+    async def _keep_up(self) -> None:
+        """Sweep and checkpoint in the worker thread; the loop goes on reading meanwhile."""
+        try:
+            await self._run(self._sweep_and_checkpoint)
+        except StoreUnavailable as exc:  # tried again when next due
+            log.warning("sqlite upkeep (sweep, checkpoint) failed: %s", exc)
+        finally:
+            self._upkeep = None
+
+    def _sweep_and_checkpoint(self) -> None:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_interval
+            with self._transaction():
+                self._conn.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
+        # PASSIVE: waits for no one. With the loop's writers held off meanwhile it copies the
+        # whole WAL back (unless another process writes), and the next write restarts the WAL.
+        self._loop_commits = 0
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         db = self._conn
-        on_loop = db is self._loop_db
-        if on_loop and self._upkeep_due(time.time()):
-            raise WouldBlock  # this write goes to the worker thread, which does the upkeep
+        if db is self._loop_db and self._upkeep is not None:
+            # Writers on the loop wait for the checkpoint (a few ms): with writes landing
+            # meanwhile it could never finish, and the WAL would grow without end.
+            raise Busy(self._upkeep)
         db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -166,11 +193,8 @@ class SQLiteStore(BlockingStore):
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-        if on_loop:
+        if db is self._loop_db:
             self._loop_commits += 1
-        elif self._loop_commits >= _CHECKPOINT_EVERY:
-            self._loop_commits = 0
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _read(self, session_id: str) -> SessionRecord | None:
         # As bytes: SQLite keeps whatever it was given, and text that is not UTF-8 would fail
@@ -195,9 +219,6 @@ class SQLiteStore(BlockingStore):
             "ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires",
             (record.id, dump_record(record, codec=self._codec), now + ttl),
         )
-        if now >= self._next_sweep and db is not self._loop_db:
-            self._next_sweep = now + self._sweep_interval
-            db.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
 
     def _delete(self, session_id: str) -> bool:
         cursor = self._conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
@@ -228,6 +249,8 @@ class SQLiteStore(BlockingStore):
             self._db = None
 
     async def close(self) -> None:
+        if self._upkeep is not None:
+            await self._upkeep
         if self._loop_db is not None:
             self._loop_db.close()
             self._loop_db = self._loop_thread = None
