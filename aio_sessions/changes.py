@@ -100,12 +100,14 @@ class ChangeFeed:
     ) -> None:
         """A save wrote ``keys`` into ``record``: tell the session's other sockets here and,
         while a socket watches it, in the other processes (the ``saver`` is told nothing)."""
+        watched = record.watched is not None and record.watched > time.time()
+        if not watched and not self._registry:  # the usual write: no socket here or watching
+            return
         key = fingerprint(record.id)
         # A cookie store has nothing to reload from: the saved values travel with the change.
         values = {k: record.data[k] for k in keys if k in record.data}
         snapshot = values if self._manager.store.stateless else None
         self._notify(self._registry.bindings([key]), keys, saver=saver, snapshot=snapshot)
-        watched = record.watched is not None and record.watched > time.time()
         if watched and self._events.shared:
             await self._events.publish("changed", session=key, keys=sorted(keys))
 
