@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -132,6 +133,22 @@ def _hold_write_lock(path: str, seconds: float, locked: Any) -> None:
     db.close()
 
 
+@contextlib.asynccontextmanager
+async def write_lock_held(path: Path, seconds: float) -> AsyncIterator[None]:
+    """Another process holds SQLite's write lock on ``path`` for ``seconds`` from the start
+    of the block; at its end the process has let go (or is killed)."""
+    context = multiprocessing.get_context("spawn")
+    locked = context.Event()
+    holder = context.Process(target=_hold_write_lock, args=(str(path), seconds, locked))
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10)
+        yield
+        await asyncio.to_thread(holder.join, 10)
+    finally:
+        holder.kill()
+
+
 async def test_a_write_lock_held_elsewhere_is_waited_for_then_a_503(
     make_client: MakeClient, tmp_path: Path
 ) -> None:
@@ -143,12 +160,7 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_then_a_503(
     client = await make_client(store=store)
     assert await (await client.get("/count")).json() == {"n": 1}
     acknowledged = 1
-    context = multiprocessing.get_context("spawn")
-    locked = context.Event()
-    holder = context.Process(target=_hold_write_lock, args=(str(path), 1.5, locked))
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, 10)
+    async with write_lock_held(path, 1.5):
         started = time.monotonic()
         resp = await client.get("/count")
         assert resp.status == 503
@@ -156,9 +168,6 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_then_a_503(
         assert 0.5 <= time.monotonic() - started < 1.4
         read = await client.get("/read")
         assert read.status == 200  # on the event loop's connection, which WAL lets read
-        await asyncio.to_thread(holder.join, 10)
-    finally:
-        holder.kill()
     for _ in range(3):
         resp = await client.get("/count")
         assert resp.status == 200
@@ -230,12 +239,7 @@ async def test_reads_answer_at_once_while_another_process_writes(tmp_path: Path)
     store = SQLiteStore(path, lock_timeout=5)
     record = _record()
     await store.save(record, None, 60)
-    context = multiprocessing.get_context("spawn")
-    locked = context.Event()
-    holder = context.Process(target=_hold_write_lock, args=(str(path), 1.0, locked))
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, 10)
+    async with write_lock_held(path, 1.0):
         started = time.monotonic()
         record.data["k"] = 1
         write = asyncio.create_task(store.save(record, Changes({"k": 1}), 60))
@@ -246,9 +250,6 @@ async def test_reads_answer_at_once_while_another_process_writes(tmp_path: Path)
         assert loaded.data == {}
         assert await write == record.id
         assert time.monotonic() - started >= 0.5
-        await asyncio.to_thread(holder.join, 10)
-    finally:
-        holder.kill()
     loaded = _at_once(store.load(record.id))
     assert loaded is not None
     assert loaded.data == {"k": 1}
