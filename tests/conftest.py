@@ -165,6 +165,19 @@ def redis_url() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test alone that fsyncs every write before answering (an
+    append-only file), so a restart on its port, even after SIGKILL, keeps what it
+    acknowledged; the test may stop, kill, freeze and restart it."""
+    try:
+        server = RedisServer("--appendonly", "yes", "--appendfsync", "always").start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        unavailable(f"Redis cannot start: {exc}")
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_cluster_url() -> Iterator[str]:
     """A real three-master Redis Cluster built for this run."""

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,24 +24,11 @@ from redis.asyncio import Redis
 
 from aio_sessions import RedisStore, get_session, setup
 
-from ._services import RedisServer, unavailable
+from ._services import RedisServer
 
 LIMIT = 0.5  # the store's command_timeout in these tests
 SESSIONS = 8
 WORKERS = 16
-
-
-@pytest.fixture
-def durable_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test alone that fsyncs every write, as a deployment that must
-    keep acknowledged writes through a crash does; restartable on its port."""
-    aof = ("--appendonly", "yes", "--appendfsync", "always")
-    try:
-        server = RedisServer(*aof).start()
-    except (FileNotFoundError, RuntimeError) as exc:
-        unavailable(f"Redis cannot start: {exc}")
-    yield server
-    server.stop()
 
 
 async def append(request: web.Request) -> web.Response:
@@ -142,9 +128,9 @@ async def fault_run(
 
 @pytest.mark.parametrize("fault", ["kill", "stop"])
 async def test_redis_fault_under_load_loses_no_acknowledged_write(
-    aiohttp_server: Any, durable_redis: RedisServer, fault: str
+    aiohttp_server: Any, own_redis: RedisServer, fault: str
 ) -> None:
-    run, broke, healed = await fault_run(aiohttp_server, durable_redis, fault)
+    run, broke, healed = await fault_run(aiohttp_server, own_redis, fault)
     statuses = {status for _, _, status, _ in run.answers}
     assert run.hung == 0, "a request outlived the command timeout by 3 s"
     assert statuses <= {200, 503}, statuses
@@ -160,7 +146,7 @@ async def test_redis_fault_under_load_loses_no_acknowledged_write(
     assert set(during) == {503}
     assert after
     assert after.count(200) / len(after) >= 0.9, after.count(503)
-    client = Redis.from_url(durable_redis.url)
+    client = Redis.from_url(own_redis.url)
     try:
         stored = await stored_values(client)
     finally:

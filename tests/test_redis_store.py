@@ -22,7 +22,6 @@ from aio_sessions import RedisStore, StoreUnavailable, get_session, setup
 from aio_sessions._ids import new_id
 from aio_sessions.stores import Changes, SessionRecord
 
-from ._services import RedisServer, unavailable
 from .conftest import (
     Arrivals,
     MakeClient,
@@ -215,18 +214,6 @@ async def test_our_sessions_readable_by_aiohttp_session(
 
 
 # -- outages -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_redis() -> Any:
-    """A redis-server of this test alone, with an append-only file so a restart keeps data."""
-    try:
-        server = RedisServer("--appendonly", "yes", "--appendfsync", "always").start()
-    except (FileNotFoundError, RuntimeError) as exc:
-        unavailable(f"Redis cannot start: {exc}")
-    server.extra = ("--appendonly", "yes", "--appendfsync", "always")
-    yield server
-    server.stop()
 
 
 async def test_redis_down_gives_503_and_recovers(make_client: MakeClient, own_redis: Any) -> None:
