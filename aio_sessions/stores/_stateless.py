@@ -91,7 +91,7 @@ class CookieStore(Store):
         return self._seal(dump_record(record, with_id=True, codec=self._codec))
 
     async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
-        return self._seal(dump_record(record, with_id=True, codec=self._codec))
+        return await self.save(record, None, ttl)  # the cookie carries the new activity time
 
     async def delete(self, session_id: str) -> bool:
         return False  # nothing on the server; the middleware deletes the cookie

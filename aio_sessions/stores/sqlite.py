@@ -58,7 +58,7 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
 class SQLiteStore(BlockingStore):
     """Sessions in a SQLite database file; they survive restarts.
 
-    Expired rows are deleted at most every ``sweep_interval`` seconds, on a write.
+    Expired rows are deleted at most every ``sweep_interval`` seconds, by the worker thread.
     ``lock_timeout`` is how many seconds an operation waits while another process holds the
     database's write lock; then it fails with StoreUnavailable (a 503). ``encoder``/
     ``decoder``: aiohttp-session's, for the text in the ``data`` column.
@@ -213,8 +213,7 @@ class SQLiteStore(BlockingStore):
 
     def _write(self, record: SessionRecord, ttl: float) -> None:
         now = time.time()
-        db = self._conn
-        db.execute(
+        self._conn.execute(
             "INSERT INTO sessions (id, data, expires) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires",
             (record.id, dump_record(record, codec=self._codec), now + ttl),
