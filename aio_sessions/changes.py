@@ -184,9 +184,9 @@ async def session_changes(
     ends it; messages the client sends are passed over. A handler that reads messages itself
     runs it in another task with ``read=False``. Raises RuntimeError before ``ws.prepare()``.
     """
-    from .middleware import socket_registry
+    from .middleware import bound_to
 
-    registry = socket_registry(ws)
+    registry = bound_to(ws)[1]
     binding = registry.binding(ws)
     if binding is None:
         return

@@ -261,7 +261,8 @@ class SessionConfig:
         since = now - record.accessed
         if self.idle_timeout is not None:
             return since >= self._touch_every
-        return since >= self.lifetime(record) / 2
+        lifetime = self._lifetime if record.max_age is None else self.lifetime(record)
+        return since >= lifetime / 2
 
     # -- the request ----------------------------------------------------------------
 
@@ -285,10 +286,12 @@ class SessionConfig:
         Already in the form a browser sends (lower-case, no default port) in the usual case;
         otherwise normalised.
         """
-        host = request.host
         if self.trust_proxy:
-            host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip()
-        origin = f"{self.scheme(request)}://{host}"
+            host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+            scheme = self.scheme(request)
+        else:
+            host, scheme = request.host, request.scheme
+        origin = f"{scheme}://{host}"
         if host == host.lower() and not host.endswith((":80", ":443")):
             return origin
         return normalize_origin(origin)

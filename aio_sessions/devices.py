@@ -113,13 +113,11 @@ def info_of(record: SessionRecord, user: str) -> SessionInfo:
 
 
 def seen_by(request: web.BaseRequest, config: SessionConfig) -> tuple[str | None, str | None]:
-    """The User-Agent and address a request shows, with ``track_devices``; else nothing.
+    """The User-Agent and address a request shows (asked for with ``track_devices``).
 
     The address is the peer's, or with ``trust_proxy`` the first one X-Forwarded-For names
     (when it is an address). A User-Agent is cut to ``MAX_AGENT`` characters.
     """
-    if not config.track_devices:
-        return None, None
     agent = request.headers.get("User-Agent")
     ip = request.remote
     if config.trust_proxy:

@@ -75,8 +75,9 @@ class SessionManager:
                 break
             tried.append(token)
             now = now or time.time()
-            record = await self.store.load(token)  # _load_live, inlined: every request runs it
-            if record is not None and self.config.expired(record, now):
+            # _load_live and config.expired, inlined: every request runs them.
+            record = await self.store.load(token)
+            if record is not None and now > self.config.expires_at(record):
                 await self._expire(record)
                 record = None
             if record is not None:
@@ -106,7 +107,7 @@ class SessionManager:
         """Write what the session changed and decide which cookie the response carries."""
         doomed = session._doomed
         if doomed:
-            session._doomed = []
+            session._doomed = ()
             await self.devices.end_doomed(doomed)
         if session._new:
             await self._save_new(session, ended=bool(doomed))

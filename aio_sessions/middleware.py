@@ -23,7 +23,7 @@ from .conflicts import refuse_aiohttp_session
 from .devices import seen_by
 from .errors import StoreUnavailable
 from .manager import SessionManager
-from .registry import Guard, SocketRegistry, bind, unbind
+from .registry import Guard, SocketRegistry
 from .session import Session, note_device
 from .stores.base import Store
 from .stores.memory import MemoryStore
@@ -53,7 +53,9 @@ class _RequestState:
         tokens, stale = self.manager.transport.incoming(request)
         session = await self.manager.load(*tokens, stale=stale)
         if self.session is None:  # another task of this request may have won
-            note_device(session, *seen_by(request, self.manager.config))
+            config = self.manager.config
+            if config.track_devices:
+                note_device(session, *seen_by(request, config))
             self.session = session
         return self.session
 
@@ -72,9 +74,10 @@ class _RequestState:
 
 _STATE: Final = web.RequestKey("aio_sessions.state", _RequestState)
 _MANAGER: Final = web.AppKey("aio_sessions.manager", SessionManager)
-#: The session a WebSocketResponse was opened with (read by get_ws_session).
-WS_SESSION: Final = web.ResponseKey("aio_sessions.ws_session", Session)
-_WS_REGISTRY: Final = web.ResponseKey("aio_sessions.ws_registry", SocketRegistry)
+#: The session a prepared WebSocketResponse was opened with, and the registry it is bound
+#: in. Not the socket's Binding: that refers to the socket, and the cycle would leave every
+#: closed socket, with its request and protocol, to the garbage collector.
+_WS: Final = web.ResponseKey[tuple[Session, SocketRegistry]]("aio_sessions.ws")
 
 
 class SessionMiddleware:
@@ -136,7 +139,7 @@ class SessionMiddleware:
             ) from exc
         finally:
             if state.ws is not None:
-                unbind(self.manager.sockets, state.ws)
+                self.manager.sockets.unbind(state.ws)
                 if self._activity is not None:
                     self._activity.release(state.ws)
                 state.ws = None  # the socket refers to the request, which refers to us
@@ -185,10 +188,10 @@ class SessionMiddleware:
             session = await state.load(request)
         if not state.committed:
             await state.commit(request, response, socket=True)
-        response[WS_SESSION] = session
-        response[_WS_REGISTRY] = self.manager.sockets
         state.ws = response
-        bind(self.manager.sockets, response, session, state.guard)
+        sockets = self.manager.sockets
+        response[_WS] = session, sockets
+        sockets.bind(response, session, state.guard)
         changes = self.manager.sockets.changes
         if changes.watch_due(session):
             # Before the 101 goes out: a save elsewhere right after the open is published.
@@ -277,14 +280,18 @@ def get_manager(app: web.Application | web.Request) -> SessionManager:
         ) from None
 
 
-def socket_registry(ws: web.WebSocketResponse) -> SocketRegistry:
-    """The registry a prepared socket is bound in; RuntimeError before ``ws.prepare()``."""
+def bound_to(ws: web.WebSocketResponse) -> tuple[Session, SocketRegistry]:
+    """The session a prepared socket was opened with and the registry it is bound in.
+    RuntimeError before ``ws.prepare()`` or on an app without ``setup``."""
     try:
-        return ws[_WS_REGISTRY]
+        return ws[_WS]
     except KeyError:
+        if not ws.prepared:
+            raise RuntimeError(
+                "no session on this WebSocket yet: await ws.prepare(request) first"
+            ) from None
         raise RuntimeError(
-            "no session on this WebSocket: await ws.prepare(request) first, on an app with "
-            "aio_sessions.setup(app)"
+            "no session on this WebSocket: call aio_sessions.setup(app) first"
         ) from None
 
 

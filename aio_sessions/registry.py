@@ -157,9 +157,10 @@ class SocketRegistry:
         """Run ``coro`` as a task the registry waits for on shutdown."""
         self._spawn(coro)
 
-    # -- binding ------------------------------------------------------------------------
+    # -- binding (the middleware, at the handshake and when the handler returns) ---------
 
-    def _add(self, ws: web.WebSocketResponse, session: Session, guard: Guard | None) -> None:
+    def bind(self, ws: web.WebSocketResponse, session: Session, guard: Guard | None = None) -> None:
+        """Register a socket opened with ``session``."""
         user = self._manager.session_user(session)
         binding = Binding(
             ws,
@@ -177,7 +178,8 @@ class SocketRegistry:
         if self._sweeper is None and self._events.shared:
             self._ensure_sweeper()  # it renews the sessions' watch leases
 
-    def _discard(self, ws: web.WebSocketResponse) -> None:
+    def unbind(self, ws: web.WebSocketResponse) -> None:
+        """Forget a socket: its handler returned, or it is being closed."""
         key = id(ws)
         binding = self._bindings.pop(key, None)
         if binding is None:
@@ -197,7 +199,7 @@ class SocketRegistry:
         """Start closing sockets without waiting for their peers; return how many."""
         count = 0
         for ws in list(sockets):
-            self._discard(ws)
+            self.unbind(ws)
             if not ws.closed:
                 self._spawn(ws.close(code=code, message=_REASONS[code]))
                 count += 1
@@ -316,18 +318,3 @@ def _remove(index: dict[str, _Sockets], key: str, ws_id: int) -> None:
         sockets.pop(ws_id, None)
         if not sockets:
             del index[key]
-
-
-def bind(
-    registry: SocketRegistry,
-    ws: web.WebSocketResponse,
-    session: Session,
-    guard: Guard | None = None,
-) -> None:
-    """Register a socket opened with ``session`` (the middleware, at the handshake)."""
-    registry._add(ws, session, guard)
-
-
-def unbind(registry: SocketRegistry, ws: web.WebSocketResponse) -> None:
-    """Forget a socket whose handler returned (the middleware)."""
-    registry._discard(ws)

@@ -58,7 +58,7 @@ class Session(MutableMapping[str, Any]):
         # Set at load: the session changed nothing but should record this activity.
         self._due = False
         # Sessions this request ended, deleted on save: (id, reason, what it was).
-        self._doomed: list[Doomed] = []
+        self._doomed: tuple[Doomed, ...] = ()
         # The cookie the response must carry: a value, "" to delete it, or None.
         self._cookie: str | None = None
         # The cookie value the request arrived with, if any.
@@ -248,7 +248,7 @@ class Session(MutableMapping[str, Any]):
     def _end(self, reason: str) -> None:
         """Doom the current id, if a browser may hold it, with what the session was."""
         if self._named():
-            self._doomed.append((self._record.id, reason, session_info(self)))
+            self._doomed += ((self._record.id, reason, session_info(self)),)
 
     def _named(self) -> bool:
         """Whether a browser may hold this session's id: stored, or announced on a 101.

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from ._checks import describe
 from ._ids import valid_id
@@ -61,13 +60,11 @@ def _key(name: str, value: object) -> bytes:
     return key
 
 
-class Verified(NamedTuple):
-    """The tokens a request presents, those whose signature verifies."""
-
-    #: Session ids (without a secret: the values as sent), in the order sent.
-    tokens: tuple[str, ...]
-    #: Those signed by an older secret of the list: the response re-signs them.
-    stale: frozenset[str]
+#: The tokens a request presents whose signature verifies: the session ids (without a secret,
+#: the values as sent) in the order sent, and those signed by an older secret of the list,
+#: whose response re-signs them. A plain tuple: a NamedTuple is built by Python code, and
+#: every request builds one.
+Verified = tuple[tuple[str, ...], frozenset[str]]
 
 
 _NONE: frozenset[str] = frozenset()
@@ -98,7 +95,7 @@ class Signer:
         Decided without any store: a forged token costs an HMAC per key, never a lookup.
         """
         if not self._keys:
-            return Verified(tokens, _NONE)
+            return tokens, _NONE
         ids: list[str] = []
         stale: list[str] = []
         for token in tokens:
@@ -112,7 +109,7 @@ class Signer:
                     if i:
                         stale.append(session_id)
                     break
-        return Verified(tuple(ids), frozenset(stale))
+        return tuple(ids), frozenset(stale)
 
 
 def _mac(key: bytes, session_id: str) -> str:

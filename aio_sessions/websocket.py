@@ -12,7 +12,7 @@ from aiohttp import hdrs, web
 from ._checks import check_bool, describe
 from .changes import passes, session_changes
 from .config import SessionConfig
-from .middleware import WS_SESSION, request_state
+from .middleware import bound_to, request_state
 from .origins import check_origins, normalize_origin
 from .registry import (
     CLOSE_SESSION_EXPIRED,
@@ -41,39 +41,30 @@ async def get_ws_session(ws: web.WebSocketResponse) -> Session:
     with ``await session.reload()``. Raises RuntimeError before ``ws.prepare()`` and on an
     app without ``setup``.
     """
-    if not ws.prepared:
-        raise RuntimeError(
-            "get_ws_session(ws) needs a prepared socket: await ws.prepare(request) first"
-        )
-    try:
-        return ws[WS_SESSION]
-    except KeyError:
-        raise RuntimeError(
-            "no session on this WebSocket: call aio_sessions.setup(app) first"
-        ) from None
+    return bound_to(ws)[0]
 
 
 _T = TypeVar("_T")
 log = logging.getLogger("aio_sessions")
 
 
-def _is_handshake(request: web.BaseRequest) -> bool:
-    return request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
-
-
-def _allowed_origin(
+def _foreign_handshake(
     request: web.Request,
     config: SessionConfig,
     origins: tuple[str, ...],
     allow_missing: bool | None,
 ) -> bool:
-    origin = request.headers.get(hdrs.ORIGIN)
+    """Whether ``request`` is a WebSocket handshake from an origin that is not allowed."""
+    headers = request.headers
+    if headers.get(hdrs.UPGRADE, "").lower() != "websocket":
+        return False
+    origin = headers.get(hdrs.ORIGIN)
     if origin is None:
-        return config.ws_allow_missing_origin if allow_missing is None else allow_missing
+        return not (config.ws_allow_missing_origin if allow_missing is None else allow_missing)
     if origin in origins or origin in config.ws_origins:
-        return True
+        return False
     own = config.own_origin(request)
-    return origin == own or normalize_origin(origin) in (own, *origins, *config.ws_origins)
+    return origin != own and normalize_origin(origin) not in (own, *origins, *config.ws_origins)
 
 
 def _log_refused_origin(request: web.Request, config: SessionConfig) -> None:
@@ -143,9 +134,7 @@ def require_session(
             # web.View is an ABC: test the usual case, a plain Request, without its check.
             request = first if type(first) is web.Request else _request_of(first)
             state = request_state(request)
-            if _is_handshake(request) and not _allowed_origin(
-                request, state.manager.config, allowed, allow_missing_origin
-            ):
+            if _foreign_handshake(request, state.manager.config, allowed, allow_missing_origin):
                 _log_refused_origin(request, state.manager.config)
                 raise web.HTTPForbidden(text="WebSocket origin not allowed")
             session = state.session

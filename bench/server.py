@@ -250,7 +250,12 @@ def aio_app(variant: str, redis_url: str | None, path: str | None) -> web.Applic
 
     @aio_sessions.require_session("user")
     async def ws_handler(request: web.Request) -> web.WebSocketResponse:
-        return await ws_echo_until_closed(request)
+        # Written out, as bare_app's handler is: a call in between would cost a coroutine.
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:
+            pass
+        return ws
 
     async def append(request: web.Request) -> web.Response:
         # The fault run's write: a unique value as a key of its own, echoed when stored.

@@ -216,11 +216,17 @@ async def test_session_created_at_handshake_gets_cookie_on_101(aiohttp_client: A
 
 async def test_misuse_gives_clear_errors(aiohttp_client: Any) -> None:
     async def before_prepare(request: web.Request) -> web.Response:
+        errors = []
         try:
             await get_ws_session(web.WebSocketResponse())
         except RuntimeError as exc:
-            return web.Response(text=str(exc))
-        return web.Response(text="no error")
+            errors.append(str(exc))
+        try:
+            async for _ in aio_sessions.session_changes(web.WebSocketResponse()):
+                pass
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        return web.json_response(errors)
 
     async def no_middleware(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -236,7 +242,9 @@ async def test_misuse_gives_clear_errors(aiohttp_client: Any) -> None:
     aio_sessions.setup(with_setup)
     with_setup.router.add_get("/", before_prepare)
     client = await aiohttp_client(with_setup)
-    assert "await ws.prepare(request)" in await (await client.get("/")).text()
+    errors = await (await client.get("/")).json()
+    assert len(errors) == 2
+    assert all("await ws.prepare(request)" in error for error in errors)
 
     bare = web.Application()
     bare.router.add_get("/ws", no_middleware)
