@@ -396,3 +396,22 @@ def test_bad_arguments(mc: aiomcache.Client) -> None:
 
 def test_missing_aiomcache_names_the_extra() -> None:
     assert "pip install 'aio-sessions[memcached]'" in import_without("aiomcache", "MemcachedStore")
+
+
+async def test_a_burst_beyond_the_pool_waits_its_turn(
+    memcached_address: Address, prefix: str
+) -> None:
+    """aiomcache queues commands for a free connection (RedisStore needs its own limiter for
+    that: tests/test_redis_pool.py); 300 at once over a pool of 2 are all served."""
+    client = aiomcache.Client(*memcached_address, pool_size=2)
+    store = MemcachedStore(client, key_prefix=prefix)
+    now = time.time()
+    records = [SessionRecord(new_id(), {"n": i}, int(now), now) for i in range(300)]
+    ids = [r.id for r in records]
+    assert await asyncio.gather(*(store.save(r, None, 60) for r in records)) == ids
+    await asyncio.gather(*(store.link_user("u", sid, 60) for sid in ids))
+    assert sorted(await store.user_sessions("u")) == sorted(ids)
+    loaded = await asyncio.gather(*(store.load(sid) for sid in ids))
+    assert [r.data["n"] if r else None for r in loaded] == list(range(300))
+    assert await asyncio.gather(*(store.delete(sid) for sid in ids)) == [True] * 300
+    await client.close()

@@ -16,8 +16,7 @@ import hashlib
 import logging
 import math
 import random
-import sys
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -30,6 +29,7 @@ from ..errors import StoreUnavailable
 from ._batch import TurnBatch
 from ._codec import Codec, Decoder, Encoder, make_codec
 from ._json import dump_data, dump_record, load_record
+from ._redis_calls import Calls, outage
 from .base import TTL, Changes, SessionRecord, Store, adopt, merge, ttl_of
 
 log = logging.getLogger("aio_sessions")
@@ -67,30 +67,6 @@ _Command = tuple[str | int | bytes, ...]
 
 # A batch of saves retries at most this often when other processes keep writing the session.
 _MAX_ATTEMPTS = 16
-
-# Errors that mean "Redis cannot be reached or cannot serve now", as opposed to a bug.
-_UNAVAILABLE = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.ClusterError,
-    redis_errors.TryAgainError,
-    redis_errors.ReadOnlyError,
-    redis_errors.MasterDownError,
-    # Something that is not Redis answered (another service's port): an outage too.
-    redis_errors.InvalidResponse,
-    OSError,
-)
-
-
-if sys.version_info >= (3, 11):
-
-    async def _within(awaitable: Awaitable[Any], limit: float) -> Any:
-        """``awaitable``'s result, or asyncio.TimeoutError after ``limit`` seconds."""
-        async with asyncio.timeout(limit):  # a timer, not wait_for's task per command
-            return await awaitable
-
-else:  # pragma: no cover - Python 3.10
-    _within = asyncio.wait_for
 
 
 class RedisStore(Store):
@@ -135,9 +111,8 @@ class RedisStore(Store):
             unit="seconds",
             example="RedisStore(client, command_timeout=2)",
         )
-        #: How long one command may take, whatever the client's own timeouts and retries
-        #: (a hung Redis): then StoreUnavailable, a 503. None: the client's settings alone.
-        self.command_timeout = command_timeout
+        # Commands go through it: within command_timeout, no more at once than the pool has.
+        self._call = Calls(client, command_timeout)
         self._codec = make_codec("RedisStore(client)", encoder, decoder)
         self.client = client
         self.key_prefix = key_prefix
@@ -203,18 +178,16 @@ class RedisStore(Store):
     def _user_key(self, user: str) -> str:
         return f"{self.key_prefix}user:{user}"
 
-    async def _call(self, awaitable: Any, *, bounded: bool = True) -> Any:
-        """Await one command; an outage, a protocol error or no answer within
-        ``command_timeout`` is StoreUnavailable. ``bounded=False``: a wait of its own."""
-        limit = self.command_timeout if bounded else None
-        try:
-            if limit is None:
-                return await awaitable
-            return await _within(awaitable, limit)
-        except asyncio.TimeoutError:  # before OSError, of which it is a subclass
-            raise StoreUnavailable(f"redis: no answer within {limit:g}s") from None
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+    @property
+    def command_timeout(self) -> float | None:
+        """How long one command may take, whatever the client's own timeouts and retries
+        (a hung Redis), its wait for a free connection included: then StoreUnavailable, a
+        503. None: the client's settings alone."""
+        return self._call.timeout
+
+    @command_timeout.setter
+    def command_timeout(self, value: float | None) -> None:
+        self._call.timeout = value
 
     async def load(self, token: str) -> SessionRecord | None:
         if not valid_id(token):
@@ -333,7 +306,7 @@ class RedisStore(Store):
         """Send write commands, one alone or many in one pipeline (one round trip, one
         pooled connection); each reply or error in its place. One ``command_timeout`` for
         the whole, which bounds the wait of every writer in the batch."""
-        return [_outage(outcome) for outcome in await self._call(self._send_scripted(commands))]
+        return [outage(outcome) for outcome in await self._call(self._send_scripted(commands))]
 
     async def _send_scripted(self, commands: list[_Command]) -> list[Any]:
         """``_pipeline``, and again for the commands that found the compare-and-set script
@@ -401,11 +374,8 @@ class RedisStore(Store):
     async def _scan(self) -> AsyncIterator[str]:
         """Every key under the prefix (session keys and user indexes), on every node."""
         pattern = f"{_glob_escape(self.key_prefix)}*"
-        try:
-            async for key in self.client.scan_iter(match=pattern, count=500):
-                yield key.decode() if isinstance(key, bytes) else key
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+        async for key in self._call.each(self.client.scan_iter(match=pattern, count=500)):
+            yield key.decode() if isinstance(key, bytes) else key
 
     shares_events = True
 
@@ -418,11 +388,13 @@ class RedisStore(Store):
             await self._call(self.client.initialize())
         pubsub = self.client.pubsub()
         try:
-            await self._call(pubsub.subscribe(self.channel))
+            # On the listener's own connection, the one Calls leaves out of the pool's count.
+            await self._call(pubsub.subscribe(self.channel), pooled=False)
             while True:
                 event = await self._call(
                     pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0),
                     bounded=False,  # waits up to 5 s for a message by design
+                    pooled=False,
                 )
                 if event is not None and event["type"] == "message":
                     data = event["data"]
@@ -453,14 +425,6 @@ def _settle(waiters: list[_Waiter], outcome: str | BaseException | None) -> None
             waiter.future.set_exception(outcome)
         else:
             waiter.future.set_result(outcome)
-
-
-def _outage(outcome: Any) -> Any:
-    """A command's outcome, StoreUnavailable if it is an outage (a Cluster pipeline reports
-    a lost node in place, for its commands alone)."""
-    if isinstance(outcome, _UNAVAILABLE):
-        return StoreUnavailable(f"redis: {type(outcome).__name__}: {outcome}")
-    return outcome
 
 
 def _decode(session_id: str, raw: str | bytes, codec: Codec | None) -> SessionRecord | None:
