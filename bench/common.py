@@ -24,7 +24,7 @@ HTTP_VARIANTS = (
     "bare", "bare-cookie", "bare-middleware", "ahs-simple", "ahs-encrypted", "ahs-redis",
     "aio-memory", "aio-cookie", "aio-redis", "aio-sqlite", "aio-file",
 )  # fmt: skip
-SECTIONS = ("http", "redis", "ws-handshake", "ws-hold", "ws-push", "faults")
+SECTIONS = ("http", "redis", "ws-handshake", "ws-hold", "ws-push", "faults", "burst")
 
 
 def log(message: str) -> None:

@@ -24,6 +24,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from burst import burst_section, report_burst
 from common import (
     BENCH,
     HTTP_VARIANTS,
@@ -433,6 +434,7 @@ def report(cfg: Config, results: dict[str, Any]) -> str:
         )
     report_ws(cfg, results, add)
     report_faults(results, add)
+    report_burst(results, add)
     for name, error in results.get("errors", {}).items():
         add(f"\nSECTION {name} FAILED: {error}")
     return "\n".join(lines)
@@ -508,7 +510,7 @@ def _pick(
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen sections, print the report; 1 when a section failed."""
     cfg, args = parse_args(argv)
-    if {"http", "faults"} & set(cfg.sections) and shutil.which("wrk") is None:
+    if {"http", "faults", "burst"} & set(cfg.sections) and shutil.which("wrk") is None:
         log("wrk is not installed: apt-get install -y wrk (Debian/Ubuntu)")
         return 2
     needs_redis = (
@@ -537,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("ws-hold", "ws_hold", lambda: ws_hold_section(cfg, workdir)),
                 ("ws-push", "ws_push", lambda: ws_push_section(cfg, workdir, redis)),
                 ("faults", "faults", lambda: faults_section(workdir, cfg.fault_seconds)),
+                ("burst", "burst", lambda: burst_section(workdir)),
             ]
             for section, key, run in steps:
                 if section not in cfg.sections:
