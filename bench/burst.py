@@ -10,15 +10,13 @@ The check: every login answered 200.
 
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import RedisProcess, log, server, verdict
+from common import RedisProcess, log, run_alone, server, verdict
 
 VARIANTS = ("aio-redis", "ahs-redis")
 CONNECTIONS = 400
@@ -93,15 +91,8 @@ def report_burst(results: dict[str, Any], add: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run (5)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="aio-sessions-burst-") as tmp:
-        results = {"burst": burst_section(Path(tmp), args.seconds)}
-    lines: list[str] = []
-    report_burst(results, lines.append)
-    print("\n".join(lines))
-    return 0 if results["burst"]["aio-redis"]["failed"] == 0 else 1
+    section = run_alone(__doc__, "burst", burst_section, report_burst, 5, argv)
+    return 0 if section["aio-redis"]["failed"] == 0 else 1
 
 
 if __name__ == "__main__":

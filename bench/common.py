@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import os
@@ -9,8 +10,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,6 +210,29 @@ def request(
         return resp.status, resp.headers.get_all("Set-Cookie") or [], body
     finally:
         conn.close()
+
+
+def run_alone(
+    doc: str,
+    key: str,
+    section: Callable[[Path, int], dict[str, Any]],
+    report: Callable[[dict[str, Any], Callable[[str], None]], None],
+    seconds: int,
+    argv: list[str] | None,
+) -> dict[str, Any]:
+    """Run one section as a script of its own (``--seconds``, a temporary directory), print
+    its report; its results."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(
+        "--seconds", type=int, default=seconds, help=f"length of each wrk run ({seconds})"
+    )
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix=f"aio-sessions-{key}-") as tmp:
+        results = {key: section(Path(tmp), args.seconds)}
+    lines: list[str] = []
+    report(results, lines.append)
+    print("\n".join(lines))
+    return results[key]
 
 
 def login(port: int, user: str = "bench") -> str:

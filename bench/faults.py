@@ -11,7 +11,6 @@ it fsyncs before answering, and without that no session library could keep the p
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, RedisProcess, log, login, server, verdict
+from common import BENCH, RedisProcess, log, login, run_alone, server, verdict
 
 SCRIPT = BENCH / "faults.lua"
 FAULTS = ("kill", "stop")
@@ -251,18 +250,8 @@ def report_faults(results: dict[str, Any], add: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tempfile
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=20, help="length of each wrk run (20)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="aio-sessions-faults-") as tmp:
-        results = {"faults": faults_section(Path(tmp), args.seconds)}
-    lines: list[str] = []
-    report_faults(results, lines.append)
-    print("\n".join(lines))
-    failed = any(r == "MISS" for data in results["faults"].values()
-                 for _, _, r in checks(FaultRun(**data)))  # fmt: skip
+    section = run_alone(__doc__, "faults", faults_section, report_faults, 20, argv)
+    failed = any(r == "MISS" for data in section.values() for _, _, r in checks(FaultRun(**data)))
     return 1 if failed else 0
 
 

@@ -11,6 +11,7 @@ same ``command_timeout`` as the command itself.
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
@@ -70,6 +71,7 @@ class Calls:
     own settings alone), at most ``pool_size - 1`` at a time, an outage as StoreUnavailable."""
 
     def __init__(self, client: Redis | RedisCluster, timeout: float | None) -> None:
+        self.client = client
         self.timeout = timeout
         size = pool_size(client)
         self._slots = asyncio.Semaphore(max(1, size - 1)) if size < _UNBOUNDED else None
@@ -94,6 +96,19 @@ class Calls:
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
 
+    async def get(self, key: str) -> bytes | str | None:
+        """GET one session key; a key of another type (a hash, a list) reads as b"" (corrupt).
+
+        MGET already reads such keys as missing, where GET would fail the request.
+        """
+        try:
+            value: bytes | str | None = await self(self.client.get(key))
+        except redis_errors.ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            return b""
+        return value
+
     async def each(self, keys: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """The items of a redis-py iterator such as ``scan_iter``, each fetched in turn and
         within ``timeout``; the iterator is closed when this one is."""
@@ -106,6 +121,11 @@ class Calls:
                 yield item
         finally:
             await _close(keys)
+
+
+def ms(ttl: float) -> int:
+    """A TTL in seconds as Redis's milliseconds (PX, PEXPIRE): rounded up, at least 1."""
+    return max(1, math.ceil(ttl * 1000))
 
 
 async def _in_turn(slots: asyncio.Semaphore, command: Awaitable[Any]) -> Any:

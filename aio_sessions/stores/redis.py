@@ -12,12 +12,7 @@ wrote, no lost updates when someone did, and the JSON is built by Python, not by
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import logging
-import math
-import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from redis import exceptions as redis_errors
@@ -25,31 +20,12 @@ from redis.asyncio import Redis, RedisCluster
 
 from .._checks import check_positive, check_str, describe, refuse_options
 from .._ids import valid_id
-from ..errors import StoreUnavailable
 from ._batch import TurnBatch
-from ._codec import Codec, Decoder, Encoder, make_codec
-from ._json import dump_data, dump_record, load_record
-from ._redis_calls import Calls, outage
-from .base import TTL, Changes, SessionRecord, Store, adopt, merge, ttl_of
-
-log = logging.getLogger("aio_sessions")
-
-# KEYS[1]: the session. ARGV: the value loaded, the new value, TTL in ms.
-# Returns nil when the session is gone, 1 when written, else the current value (a conflict:
-# the merge is redone on it, so a touch too keeps what another request wrote, its max_age
-# included, and takes its TTL from that).
-_CAS = """
-local current = redis.call('GET', KEYS[1])
-if not current then return false end
-if current == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return current
-"""
-# Sent by its digest (EVALSHA) in pipelines: redis-py's Script objects in a pipeline cost a
-# SCRIPT EXISTS round trip on every execute.
-_CAS_SHA = hashlib.sha1(_CAS.encode(), usedforsecurity=False).hexdigest()
+from ._codec import Decoder, Encoder, make_codec
+from ._json import dump_data
+from ._redis_calls import Calls, ms
+from ._redis_writes import Writes, decode_record
+from .base import TTL, Changes, SessionRecord, Store
 
 # KEYS[1]: a user's index. ARGV: a session id, its TTL in ms. The index lives as long as the
 # longest-lived session in it (PTTL is -1 or -2 when there is no TTL or no key yet).
@@ -61,12 +37,6 @@ return 1
 """
 
 _TOUCH = Changes()
-
-# A write command and its arguments: a compare-and-set (EVALSHA) or a new session's SET.
-_Command = tuple[str | int | bytes, ...]
-
-# A batch of saves retries at most this often when other processes keep writing the session.
-_MAX_ATTEMPTS = 16
 
 
 class RedisStore(Store):
@@ -117,12 +87,11 @@ class RedisStore(Store):
         self.client = client
         self.key_prefix = key_prefix
         self.channel = f"{key_prefix}revoked"
-        # Saves waiting for the write in flight of their session, and the tasks writing them.
-        self._writing: dict[str, list[_Waiter]] = {}
+        # The tasks that load and write, waited for on close.
         self._tasks: set[asyncio.Task[None]] = set()
-        # Session keys to load with one MGET, and writes to send in one pipeline.
+        # Session keys asked for in one turn, loaded with one MGET.
         self._loads: TurnBatch[str, bytes | str | None] = TurnBatch(self._load_keys, self._tasks)
-        self._writes: TurnBatch[_Command, Any] = TurnBatch(self._send_writes, self._tasks)
+        self._writes = Writes(self._call, self._codec, self._key, self._tasks)
         self._link = client.register_script(_LINK)
         self._owns_client = False
 
@@ -193,13 +162,13 @@ class RedisStore(Store):
         if not valid_id(token):
             return None
         raw = await self._loads.submit(self._key(token))
-        return None if raw is None else _decode(token, raw, self._codec)
+        return None if raw is None else decode_record(token, raw, self._codec)
 
     async def _load_keys(self, keys: list[str]) -> list[bytes | str | None]:
         """The values of session keys asked for together: one GET for one key, else one MGET."""
         unique = list(dict.fromkeys(keys))
         if len(unique) == 1:
-            return [await self._get(unique[0])] * len(keys)
+            return [await self._call.get(unique[0])] * len(keys)
         if isinstance(self.client, RedisCluster):
             values = await self._call(self.client.mget_nonatomic(unique))
         else:
@@ -207,132 +176,15 @@ class RedisStore(Store):
         found = dict(zip(unique, values, strict=True))
         return [found[key] for key in keys]
 
-    async def _get(self, key: str) -> bytes | str | None:
-        """GET one session key; a key of another type (a hash, a list) reads as b"" (corrupt).
-
-        MGET already reads such keys as missing, where GET would fail the request.
-        """
-        try:
-            value: bytes | str | None = await self._call(self.client.get(key))
-        except redis_errors.ResponseError as exc:
-            if not str(exc).startswith("WRONGTYPE"):
-                raise
-            return b""
-        return value
-
     async def save(self, record: SessionRecord, changes: Changes | None, ttl: TTL) -> str | None:
         if changes is None:
-            raw = dump_record(record, codec=self._codec)
-            command = ("SET", self._key(record.id), raw, "PX", _ms(ttl_of(ttl, record)))
-            await self._writes.submit(command)
-            record.stamp = raw
-            return record.id
+            return await self._writes.new(record, ttl)
         dump_data(dict(changes.set), self._codec)  # a bad value fails its own request alone
-        return await self._enqueue(record, changes, ttl)
+        return await self._writes.merge(record, changes, ttl)
 
     async def touch(self, record: SessionRecord, ttl: TTL) -> str | None:
         # A merge of nothing: one compare-and-set that also keeps a concurrent writer's data.
-        return await self._enqueue(record, _TOUCH, ttl)
-
-    async def _enqueue(self, record: SessionRecord, changes: Changes, ttl: TTL) -> str | None:
-        """Hand a merge to the session's writer task and wait for its outcome."""
-        waiter = _Waiter(record, changes, ttl, asyncio.get_running_loop().create_future())
-        queue = self._writing.get(record.id)
-        if queue is None:
-            self._writing[record.id] = queue = []
-            self._tasks.add(task := asyncio.ensure_future(self._drain(record.id, queue)))
-            task.add_done_callback(self._tasks.discard)
-        queue.append(waiter)
-        return await waiter.future
-
-    async def _drain(self, session_id: str, queue: list[_Waiter]) -> None:
-        """Write the saves queued for one session, each batch in one compare-and-set.
-
-        Saves of one session that overlap in this process are merged together instead of
-        racing each other, so a burst of requests on one session costs a few round trips
-        and never exhausts the retries. A separate task, so a cancelled request cannot strand
-        the others.
-        """
-        expected: str | bytes | None = None
-        try:
-            while queue:
-                batch = queue[:]
-                del queue[:]
-                if expected is None:
-                    expected = batch[0].record.stamp
-                try:
-                    result, expected = await self._merge(session_id, expected, batch)
-                except Exception as exc:
-                    expected = None
-                    _settle(batch, exc)
-                    continue
-                except BaseException:
-                    _settle(batch, StoreUnavailable("redis: the session writer stopped"))
-                    raise
-                _settle(batch, result)
-        finally:
-            del self._writing[session_id]
-            _settle(queue, StoreUnavailable("redis: the session writer stopped"))
-
-    async def _merge(
-        self, session_id: str, expected: str | bytes | None, batch: list[_Waiter]
-    ) -> tuple[str | None, str | bytes | None]:
-        """Merge a batch into the stored session; the result and the value now stored."""
-        key = self._key(session_id)
-        if expected is None:
-            expected = await self._get(key)
-        for attempt in range(_MAX_ATTEMPTS):
-            if expected is None:
-                return None, None
-            current = _decode(session_id, expected, self._codec)
-            if current is None:
-                return None, None
-            for waiter in batch:
-                current = merge(current, waiter.record, waiter.changes)
-            raw = dump_record(current, codec=self._codec)
-            ms = max(_ms(ttl_of(waiter.ttl, current)) for waiter in batch)
-            cas = ("EVALSHA", _CAS_SHA, 1, key, expected, raw, ms)
-            result = await self._writes.submit(cas)
-            if result == 1:
-                for waiter in batch:
-                    waiter.record.stamp = raw
-                    adopt(waiter.record, current)
-                return session_id, raw
-            expected = result  # another process wrote: merge again on its value
-            await asyncio.sleep(random.uniform(0, 0.001 * attempt))  # noqa: S311 - jitter only
-        raise StoreUnavailable("redis: too many concurrent writers on one session")
-
-    async def _send_writes(self, commands: list[_Command]) -> list[Any]:
-        """Send write commands, one alone or many in one pipeline (one round trip, one
-        pooled connection); each reply or error in its place. One ``command_timeout`` for
-        the whole, which bounds the wait of every writer in the batch."""
-        return [outage(outcome) for outcome in await self._call(self._send_scripted(commands))]
-
-    async def _send_scripted(self, commands: list[_Command]) -> list[Any]:
-        """``_pipeline``, and again for the commands that found the compare-and-set script
-        missing (a restarted or flushed Redis) once it is loaded."""
-        outcomes = await self._pipeline(commands)
-        missing = [
-            i for i, out in enumerate(outcomes) if isinstance(out, redis_errors.NoScriptError)
-        ]
-        if missing:
-            await self.client.script_load(_CAS)
-            again = await self._pipeline([commands[i] for i in missing])
-            for i, outcome in zip(missing, again, strict=True):
-                outcomes[i] = outcome
-        return outcomes
-
-    async def _pipeline(self, commands: list[_Command]) -> list[Any]:
-        """Replies to ``commands``, a command's error (not an outage) in its place."""
-        if len(commands) == 1:
-            try:
-                return [await self.client.execute_command(*commands[0])]
-            except redis_errors.ResponseError as exc:
-                return [exc]
-        pipe = self.client.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        return list(await pipe.execute(raise_on_error=False))
+        return await self._writes.merge(record, _TOUCH, ttl)
 
     async def delete(self, session_id: str) -> bool:
         if not valid_id(session_id):
@@ -340,7 +192,7 @@ class RedisStore(Store):
         return bool(await self._call(self.client.delete(self._key(session_id))))
 
     async def link_user(self, user: str, session_id: str, ttl: float) -> None:
-        await self._call(self._link(keys=[self._user_key(user)], args=[session_id, _ms(ttl)]))
+        await self._call(self._link(keys=[self._user_key(user)], args=[session_id, ms(ttl)]))
 
     async def user_sessions(self, user: str) -> list[str]:
         key = self._user_key(user)
@@ -407,38 +259,6 @@ class RedisStore(Store):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._owns_client:
             await self.client.aclose()
-
-
-@dataclass(slots=True)
-class _Waiter:
-    record: SessionRecord
-    changes: Changes
-    ttl: TTL
-    future: asyncio.Future[str | None]
-
-
-def _settle(waiters: list[_Waiter], outcome: str | BaseException | None) -> None:
-    for waiter in waiters:
-        if waiter.future.done():
-            continue
-        if isinstance(outcome, BaseException):
-            waiter.future.set_exception(outcome)
-        else:
-            waiter.future.set_result(outcome)
-
-
-def _decode(session_id: str, raw: str | bytes, codec: Codec | None) -> SessionRecord | None:
-    try:
-        record = load_record(session_id, raw, codec)
-    except ValueError:
-        log.warning("ignoring a corrupt session record in redis")
-        return None
-    record.stamp = raw
-    return record
-
-
-def _ms(ttl: float) -> int:
-    return max(1, math.ceil(ttl * 1000))
 
 
 def _glob_escape(text: str) -> str:
