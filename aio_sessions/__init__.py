@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import stores
+from .api import get_manager, get_session, new_session, setup
 from .devices import SessionInfo
 from .errors import CookieTooLarge, SerializationError, SessionError, StoreUnavailable
 from .manager import SessionManager
-from .middleware import get_manager, get_session, new_session, session_middleware, setup
+from .middleware import session_middleware
 from .registry import (
     CLOSE_SESSION_EXPIRED,
     CLOSE_SESSION_FORBIDDEN,

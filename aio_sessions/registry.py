@@ -2,8 +2,8 @@
 
 A WebSocket outlives the request that opened it, while its session can be logged out in
 another tab, regenerated, changed or expire. The registry binds sockets to sessions and
-users, closes them on revocation and expiry, and hands push and change events to
-``push.py`` and ``changes.py``; ``events.py`` carries all three between processes.
+users, closes them on revocation, and hands expiry, push and change events to ``expiry.py``,
+``push.py`` and ``changes.py``; ``events.py`` carries the events between processes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -19,9 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from .errors import StoreUnavailable
 from .events import Events, fingerprint, strings
-from .session import session_info
 
 if TYPE_CHECKING:
     from .manager import SessionManager
@@ -44,9 +41,6 @@ _REASONS = {
     CLOSE_SESSION_EXPIRED: b"session expired",
     CLOSE_SESSION_FORBIDDEN: b"session forbidden",
 }
-# Sockets whose session ends within this many seconds get a timer; the others, the sweep.
-_HORIZON = 120.0
-
 #: A guard's session check: a plain or async callable taking the Session.
 Check = Callable[["Session"], "bool | Awaitable[bool]"]
 
@@ -90,6 +84,7 @@ class SocketRegistry:
 
     def __init__(self, manager: SessionManager, events: Events) -> None:
         from .changes import ChangeFeed
+        from .expiry import Expiry
         from .push import Pusher
 
         self._manager = manager
@@ -100,11 +95,11 @@ class SocketRegistry:
         self._by_session: dict[str, _Sockets] = {}
         self._by_user: dict[str, _Sockets] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._sweeper: asyncio.Task[None] | None = None
         events.on("revoke", self._on_revoke)
         self._pusher = Pusher(self, events)
         #: Live session changes: reloads, guard re-checks, ``session_changes``.
         self.changes = ChangeFeed(self, manager, events)
+        self._expiry = Expiry(self, manager)
 
     # -- what users can ask -------------------------------------------------------------
 
@@ -145,6 +140,10 @@ class SocketRegistry:
                     found[ws_id] = self._bindings[ws_id]
         return list(found.values())
 
+    def every_binding(self) -> list[Binding]:
+        """The bindings of every open socket (a copy)."""
+        return list(self._bindings.values())
+
     def binding(self, ws: web.WebSocketResponse) -> Binding | None:
         """The binding of an open socket, if it is bound."""
         return self._bindings.get(id(ws))
@@ -174,9 +173,9 @@ class SocketRegistry:
         self._by_session.setdefault(binding.session_key, {})[key] = ws
         if binding.user_key is not None:
             self._by_user.setdefault(binding.user_key, {})[key] = ws
-        self._schedule_expiry(binding, session.expires_at or math.inf)
-        if self._sweeper is None and self._events.shared:
-            self._ensure_sweeper()  # it renews the sessions' watch leases
+        self._expiry.schedule(binding, session.expires_at or math.inf)
+        if self._events.shared:
+            self._expiry.sweep()  # it renews the sessions' watch leases
 
     def unbind(self, ws: web.WebSocketResponse) -> None:
         """Forget a socket: its handler returned, or it is being closed."""
@@ -229,64 +228,6 @@ class SocketRegistry:
             raise ValueError(code)
         self.close(self.bindings(strings(doc["sessions"]), strings(doc["users"])), code)
 
-    # -- expiry of open sockets -----------------------------------------------------------
-
-    def _schedule_expiry(self, binding: Binding, deadline: float) -> None:
-        """A timer for a deadline within the horizon; the sweep covers later ones."""
-        binding.deadline = deadline
-        binding.timer = None
-        if deadline == math.inf:
-            return
-        delay = deadline - time.time()
-        if delay <= _HORIZON:
-            loop = asyncio.get_running_loop()
-            binding.timer = loop.call_later(max(delay, 0.05), self._expiry_due, binding)
-        elif self._sweeper is None:
-            self._ensure_sweeper()
-
-    def _ensure_sweeper(self) -> None:
-        if self._sweeper is None:
-            self._sweeper = asyncio.ensure_future(self._sweep())
-
-    async def _sweep(self) -> None:
-        """Every half horizon, give a timer to the sockets whose deadline came near, and
-        renew the watch leases that are due.
-
-        Most sessions end days away; one timer per socket for those would only fill the
-        event loop's heap.
-        """
-        while True:
-            await asyncio.sleep(_HORIZON / 2)
-            now = time.time()
-            for binding in list(self._bindings.values()):
-                if binding.timer is None and binding.deadline - now <= _HORIZON:
-                    self._schedule_expiry(binding, binding.deadline)
-                if self.changes.watch_due(binding.session):
-                    self._spawn(self.changes.watch(binding.session))
-
-    def _expiry_due(self, binding: Binding) -> None:
-        if self._bindings.get(id(binding.ws)) is binding:
-            self._spawn(self._check_expiry(binding))
-
-    async def _check_expiry(self, binding: Binding) -> None:
-        """At the deadline, ask the store: HTTP requests may have extended the session."""
-        manager = self._manager
-        session = binding.session
-        deadline: float | None = session.expires_at or math.inf
-        if not manager.store.stateless and not session.new:
-            try:
-                deadline = await manager.expires_at(session.id)
-            except StoreUnavailable:
-                self._schedule_expiry(binding, time.time() + 5)
-                return
-        if deadline is None or deadline <= time.time():
-            self._close([binding.ws], CLOSE_SESSION_EXPIRED)
-            info = session_info(session)
-            if info is not None:
-                manager.devices.announce(info, "expired")
-        else:
-            self._schedule_expiry(binding, deadline)
-
     # -- lifecycle ------------------------------------------------------------------------
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
@@ -301,13 +242,7 @@ class SocketRegistry:
     async def stop(self) -> None:
         """Stop listening and cancel the expiry timers."""
         await self._events.stop()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-            self._sweeper = None
-        for binding in self._bindings.values():
-            if binding.timer is not None:
-                binding.timer.cancel()
+        await self._expiry.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from ._checks import describe
 from ._ids import user_id
+from .api import get_manager, get_session
 from .config import check_max_age
-from .middleware import get_manager, get_session
 from .session import Session
 
 try:

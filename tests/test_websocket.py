@@ -429,9 +429,9 @@ async def test_idle_timeout_closes_socket_unless_http_keeps_it_alive(make_client
 async def test_far_deadlines_are_picked_up_by_the_sweep(
     make_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aio_sessions.registry
+    import aio_sessions.expiry
 
-    monkeypatch.setattr(aio_sessions.registry, "_HORIZON", 0.6)
+    monkeypatch.setattr(aio_sessions.expiry, "_HORIZON", 0.6)
     client = await make_client(idle_timeout=2)
     await client.post("/login")
     ws = await open_ws(client)

@@ -279,10 +279,10 @@ async def test_an_open_socket_keeps_its_watch_lease(
     """The lease that makes other processes publish outlives its first term while the
     socket stays open, and lapses once it closes (scaled: a 2 s lease, swept every 0.5 s)."""
     import aio_sessions.changes
-    import aio_sessions.registry
+    import aio_sessions.expiry
 
     monkeypatch.setattr(aio_sessions.changes, "_WATCH_LEASE", 2.0)
-    monkeypatch.setattr(aio_sessions.registry, "_HORIZON", 1.0)
+    monkeypatch.setattr(aio_sessions.expiry, "_HORIZON", 1.0)
     a, b = pair
     sid = await log_in(a, "alice")
     ws = await connect(b, "/feed", sid)
