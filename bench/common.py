@@ -97,7 +97,7 @@ class RedisProcess:
             raise RuntimeError("no redis-server: apt-get install -y redis-server")
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        persistence = ("--appendonly", "yes", "--appendfsync", "always")
+        persistence: tuple[str, ...] = ("--appendonly", "yes", "--appendfsync", "always")
         if not durable:
             persistence = ("--appendonly", "no")
         self.args = [

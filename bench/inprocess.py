@@ -74,6 +74,7 @@ class _Connection:
     """One client connection into the server's protocol object."""
 
     def __init__(self, runner: web.AppRunner) -> None:
+        assert runner.server is not None, "runner.setup() first"
         self.protocol = runner.server()
         self.transport = _Transport()
         self.protocol.connection_made(self.transport)

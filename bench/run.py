@@ -200,7 +200,7 @@ async def count_commands(
 
             async def watch() -> None:
                 for _ in range(100 * n + 1000):  # bounded: a request makes a few commands
-                    raw = await monitor.connection.read_response()  # type: ignore[union-attr]
+                    raw = await monitor.connection.read_response()
                     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
                     m = line.match(text)
                     if m is None:

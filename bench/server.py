@@ -27,7 +27,6 @@ import gc
 import hashlib
 import resource
 import secrets
-import sys
 import tempfile
 import warnings
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -325,4 +324,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -26,7 +26,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -76,8 +76,9 @@ class WsProtocol(asyncio.Protocol):
         self._request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
-        transport.write(self._request)
+        # cast: uvloop's transports do not subclass asyncio.Transport, but write as one.
+        self.transport = writer = cast(asyncio.Transport, transport)
+        writer.write(self._request)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             import uvloop
 
-            runner = uvloop.run  # type: ignore[assignment]
+            runner = uvloop.run  # type: ignore[assignment,unused-ignore]
             args.loop = "uvloop"
         except ImportError:
             if args.loop == "uvloop":
