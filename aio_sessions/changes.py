@@ -21,6 +21,7 @@ from aiohttp import WSMsgType, web
 from .errors import StoreUnavailable
 from .events import Events, fingerprint, strings
 from .registry import CLOSE_SESSION_FORBIDDEN, Binding, Guard
+from .session import pending_of, record_of
 from .stores._json import copy_decoded
 from .stores.base import SessionRecord
 
@@ -50,7 +51,7 @@ class ChangeFeed:
         (shared-event stores only)."""
         if not self.watch_due(session):
             return
-        record = session._record
+        record = record_of(session)
         now = time.time()
         record.watched = now + _WATCH_LEASE
         record.accessed = now  # the handshake is activity
@@ -61,35 +62,37 @@ class ChangeFeed:
 
     def watch_due(self, session: Session) -> bool:
         """Whether a socket's session needs its watch lease stored or renewed (cheap)."""
-        if not self._manager.store.shares_events or session._new:
+        if not self._manager.store.shares_events or session.new:
             return False
-        watched = session._record.watched
+        watched = record_of(session).watched
         return watched is None or watched <= time.time() + _WATCH_LEASE / 2
 
     async def _reload_keeping(self, session: Session) -> None:
         """Reload a session from the store, keeping the changes it has not saved yet."""
-        if session._new or self._manager.store.stateless:
+        if session.new or self._manager.store.stateless:
             return
-        changed = dict(session._changed)
-        pending = {key: session._record.data[key] for key, kept in changed.items() if kept}
+        unsaved = pending_of(session).changed
+        changed = dict(unsaved)
+        values = record_of(session).data
+        pending = {key: values[key] for key, kept in changed.items() if kept}
         await self._manager.reload(session)
-        if session._new:
+        if session.new:
             return
-        data = session._record.data
+        data = record_of(session).data
         for key, kept in changed.items():
             if kept:
                 data[key] = pending[key]
             else:
                 data.pop(key, None)
-        session._changed.update(changed)
+        unsaved.update(changed)
 
     @staticmethod
     def _apply(session: Session, keys: frozenset[str], values: Mapping[str, Any]) -> None:
         """Give a session the values another request saved under ``keys`` (absent: removed),
         except those it changed itself and has not saved yet."""
-        data = session._record.data
+        data = record_of(session).data
         fresh = copy_decoded({k: v for k, v in values.items() if k in keys})  # no aliasing
-        for key in keys - session._changed.keys():
+        for key in keys - pending_of(session).changed.keys():
             if key in fresh:
                 data[key] = fresh[key]
             else:

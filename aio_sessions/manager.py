@@ -11,7 +11,14 @@ from .config import SessionConfig, refuse_cookie_store
 from .devices import Devices, EndCallback, SessionInfo
 from .events import Events
 from .registry import SocketRegistry
-from .session import Session
+from .session import (
+    Session,
+    fresh_session,
+    pending_of,
+    record_of,
+    replace_record,
+    start_over,
+)
 from .stores.base import Changes, SessionRecord, Store
 from .transport import Transport
 from .users import UserIndex
@@ -81,13 +88,13 @@ class SessionManager:
                 await self._expire(record)
                 record = None
             if record is not None:
-                session = Session(self, record, new=False, token=token)
-                # Decided now, with the clock already read: activity counts from the request.
-                session._due = self.config.touch_due(record, now)
+                # Due decided now, with the clock already read: activity counts from the request.
+                due = self.config.touch_due(record, now)
+                session = Session(self, record, new=False, token=token, due=due)
                 if token in stale:
-                    session._cookie = token
+                    pending_of(session).cookie = token
                 return session
-        return Session._fresh(self)
+        return fresh_session(self)
 
     async def _load_live(self, token: str, now: float) -> SessionRecord | None:
         record = await self.store.load(token)
@@ -105,23 +112,24 @@ class SessionManager:
 
     async def save(self, session: Session) -> None:
         """Write what the session changed and decide which cookie the response carries."""
-        doomed = session._doomed
+        pending = pending_of(session)
+        doomed = pending.doomed
         if doomed:
-            session._doomed = ()
+            pending.doomed = ()
             await self.devices.end_doomed(doomed)
-        if session._new:
+        if pending.new:
             await self._save_new(session, ended=bool(doomed))
-        elif session._changed or session._max_age_set:
-            await self._save_existing(session, session._changes())
-        elif session._touch or session._due:
+        elif pending.changed or pending.max_age_set:
+            await self._save_existing(session, pending.changes(record_of(session).data))
+        elif pending.touch or pending.due:
             await self._save_existing(session, None)
 
-    def commit_due(self, session: Session, *, socket: bool = False) -> bool:
-        """Whether ``commit`` has anything to do (cheap: most requests only read)."""
-        return (
-            session._pending()
-            or session._cookie is not None
-            or (socket and session._new and not self.store.stateless)
+    def commit_due(self, session: Session) -> bool:
+        """Whether ``commit`` has anything to do (cheap: most requests only read). A new
+        session always has: its first save, or on a socket's 101 the cookie naming its id."""
+        p = pending_of(session)
+        return bool(  # Pending.any(), inlined: every request asks
+            p.new or p.doomed or p.changed or p.touch or p.due or p.cookie is not None
         )
 
     async def commit(self, session: Session, *, socket: bool = False) -> str | None:
@@ -132,11 +140,12 @@ class SessionManager:
         unsaved session then gets a cookie naming the id its first save will store it under
         (Channels #1402: no record for a socket that never writes).
         """
-        if session._pending():
+        pending = pending_of(session)
+        if pending.any():
             await self.save(session)
-        if socket and session._new and not self.store.stateless:
-            session._cookie = session._token = session.id
-        cookie, session._cookie = session._cookie, None
+        if socket and pending.new and not self.store.stateless:
+            pending.cookie = pending.token = session.id
+        cookie, pending.cookie = pending.cookie, None
         return cookie
 
     async def expires_at(self, session_id: str) -> float | None:
@@ -151,14 +160,15 @@ class SessionManager:
         return lambda record: self.config.ttl(record, now)
 
     async def _save_new(self, session: Session, *, ended: bool) -> None:
-        record = session._record
-        wanted = record.data or session._changed or session._touch or self.config.save_uninitialized
+        record = record_of(session)
+        pending = pending_of(session)
+        wanted = record.data or pending.changed or pending.touch or self.config.save_uninitialized
         if not wanted:
             # Only a session this request ended loses its cookie: an unknown or stale id on a
             # request that wrote nothing is left alone, as it may be a newer cookie's neighbour
             # (same-name cookies) or a poll that raced a login.
             if ended:
-                session._cookie = ""
+                pending.cookie = ""
             return
         now = time.time()
         record.accessed = now
@@ -173,14 +183,12 @@ class SessionManager:
             await self.devices.cap(record)
         if self.store.stateless:
             self.transport.check_size(value)
-        if value != session._token:  # else the browser has it: announced on a socket's 101
-            session._cookie = value
-        session._token = value
-        session._mark_saved()
+        # No cookie when the browser has the id already: announced on a socket's 101.
+        pending.saved(value, resend=False)
 
     async def _save_existing(self, session: Session, changes: Changes | None) -> None:
         """Merge changes (or, with None, only extend the lifetime) into the stored record."""
-        record = session._record
+        record = record_of(session)
         now = time.time()
         record.accessed = now
         wrote_user = changes is not None and self.config.user_key in changes.set
@@ -192,7 +200,7 @@ class SessionManager:
         if value is None:
             # Ended by someone else meanwhile (a logout, a login's regenerate): do not bring
             # it back, and send no cookie, which could only delete the newer one.
-            session._start_over()
+            start_over(session)
             return
         if self.store.stateless:
             self.transport.check_size(value)
@@ -204,27 +212,24 @@ class SessionManager:
             if wrote_user:
                 await self.devices.cap(record)
         config = self.config
-        if (
-            value != session._token
-            or config.rolling
-            or session._touch
+        pending = pending_of(session)
+        resend = (
+            config.rolling
+            or pending.touch
             or session.max_age is not None  # the server extended it: so must the browser
             or (changes is None and config.renew)
-        ):
-            session._cookie = value
-        session._token = value
-        session._mark_saved()
+        )
+        pending.saved(value, resend=resend)
 
     async def reload(self, session: Session) -> None:
         """Replace a session's data with the stored data (server-side stores only)."""
-        if session._new or self.store.stateless:
+        if session.new or self.store.stateless:
             return
         record = await self._load_live(session.id, time.time())
         if record is None:
-            session._start_over()  # gone from the store already: nothing to delete
+            start_over(session)  # gone from the store already: nothing to delete
             return
-        session._record = record
-        session._mark_saved()
+        replace_record(session, record)
 
     # -- by id, outside a request -------------------------------------------------------
 
@@ -236,12 +241,13 @@ class SessionManager:
         signed with ``setup(secret=...)``.
         Raises SerializationError for a value JSON cannot hold.
         """
-        session = Session._fresh(self)
+        session = fresh_session(self)
         session.update(data or {})
         session.touch()
         await self._save_new(session, ended=False)
-        assert session._token is not None
-        return session._token
+        token = pending_of(session).token
+        assert token is not None
+        return token
 
     def token(self, session_id: str) -> str:
         """The value a client presents for a session: its cookie's value and, with
@@ -321,7 +327,7 @@ class SessionManager:
 
     def session_user(self, session: Session) -> str | None:
         """The user a session belongs to (its ``user_key`` value as a str), or None."""
-        return self.users.of(session._record)
+        return self.users.of(record_of(session))
 
     def user_name(self, user: str | int) -> str:
         """The name the per-user index knows ``user`` by (an int as its decimal string)."""

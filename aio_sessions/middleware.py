@@ -63,7 +63,7 @@ class _RequestState:
         """Save the session and put its cookie on ``response`` (once per request)."""
         self.committed = True
         session = self.session
-        if session is None or not self.manager.commit_due(session, socket=socket):
+        if session is None or not self.manager.commit_due(session):
             return
         cookie = await self.manager.commit(session, socket=socket)
         if cookie is not None:

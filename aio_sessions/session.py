@@ -8,8 +8,9 @@ from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .config import check_max_age
-from .devices import Doomed, SessionInfo, handle_of, info_of
-from .stores.base import Changes, SessionRecord
+from .devices import SessionInfo, handle_of, info_of
+from .pending import Pending
+from .stores.base import SessionRecord
 
 if TYPE_CHECKING:
     from .manager import SessionManager
@@ -25,18 +26,7 @@ class Session(MutableMapping[str, Any]):
     value in place (``session["cart"].append(x)``) call ``session.changed("cart")``.
     """
 
-    __slots__ = (
-        "_changed",
-        "_cookie",
-        "_doomed",
-        "_due",
-        "_manager",
-        "_max_age_set",
-        "_new",
-        "_record",
-        "_token",
-        "_touch",
-    )
+    __slots__ = ("_manager", "_pending", "_record")
 
     def __init__(
         self,
@@ -45,32 +35,18 @@ class Session(MutableMapping[str, Any]):
         *,
         new: bool,
         token: str | None = None,
+        due: bool = False,
     ) -> None:
         self._manager = manager
         self._record = record
-        self._new = new
-        # Keys this request assigned (True) or deleted (False). One dict, not two sets: a
-        # socket keeps its Session for hours, and an empty set costs 216 bytes.
-        self._changed: dict[str, bool] = {}
-        self._touch = False
-        # Set when this request assigned max_age: only then is the stored one replaced.
-        self._max_age_set = False
-        # Set at load: the session changed nothing but should record this activity.
-        self._due = False
-        # Sessions this request ended, deleted on save: (id, reason, what it was).
-        self._doomed: tuple[Doomed, ...] = ()
-        # The cookie the response must carry: a value, "" to delete it, or None.
-        self._cookie: str | None = None
-        # The cookie value the request arrived with, if any.
-        self._token = token
-
-    @classmethod
-    def _fresh(cls, manager: SessionManager) -> Session:
-        return cls(manager, _blank_record(manager), new=True)
+        # What is left to write and what the cookie must say (pending.py), for the manager.
+        # ``token``: the cookie value the request arrived with, if any; ``due``: a loaded
+        # session that changed nothing should still record this activity.
+        self._pending = Pending(new, token, due)
 
     def __repr__(self) -> str:
         # Never the id: reprs end up in logs.
-        return f"<Session new={self._new} dirty={self.dirty} keys={sorted(self._record.data)}>"
+        return f"<Session new={self.new} dirty={self.dirty} keys={sorted(self._record.data)}>"
 
     # -- the mapping ------------------------------------------------------------------
 
@@ -79,11 +55,11 @@ class Session(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._record.data[key] = value
-        self._changed[key] = True
+        self._pending.changed[key] = True
 
     def __delitem__(self, key: str) -> None:
         del self._record.data[key]
-        self._changed[key] = False
+        self._pending.changed[key] = False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._record.data)
@@ -109,7 +85,7 @@ class Session(MutableMapping[str, Any]):
     def handle(self) -> str | None:
         """This session's handle, as ``manager.user_sessions`` lists it (to mark the current
         device); None until the session is stored, and for a session of no user."""
-        if self._new:
+        if self._pending.new:
             return None
         user = self._manager.users.of(self._record)
         return None if user is None else handle_of(user, self._record.id)
@@ -117,7 +93,7 @@ class Session(MutableMapping[str, Any]):
     @property
     def new(self) -> bool:
         """True until the session has been stored."""
-        return self._new
+        return self._pending.new
 
     @property
     def created(self) -> int:
@@ -141,7 +117,8 @@ class Session(MutableMapping[str, Any]):
         """True when there is something to write back: keys written or deleted, the lifetime
         extended, or the session ended or regenerated (its old id to delete). A fresh
         session that nothing wrote is not dirty."""
-        return bool(self._changed or self._touch or self._doomed)
+        pending = self._pending
+        return bool(pending.changed or pending.touch or pending.doomed)
 
     @property
     def max_age(self) -> int | None:
@@ -158,8 +135,8 @@ class Session(MutableMapping[str, Any]):
     @max_age.setter
     def max_age(self, value: int | None) -> None:
         self._record.max_age = check_max_age(value)
-        self._max_age_set = True
-        self._touch = True
+        self._pending.max_age_set = True
+        self._pending.touch = True
 
     def changed(self, *keys: str) -> None:
         """Mark keys as modified (all keys when none are named) after in-place mutation.
@@ -169,11 +146,11 @@ class Session(MutableMapping[str, Any]):
         for key in keys or tuple(self._record.data):
             if key not in self._record.data:
                 raise KeyError(key)
-            self._changed[key] = True
+            self._pending.changed[key] = True
 
     def touch(self) -> None:
         """Extend the session's lifetime and re-send its cookie on this response."""
-        self._touch = True
+        self._pending.touch = True
 
     def invalidate(self) -> None:
         """Destroy the session: its data leaves the store and the cookie is deleted.
@@ -189,12 +166,10 @@ class Session(MutableMapping[str, Any]):
         ended = self._record
         self._record = _blank_record(self._manager)
         self._record.agent, self._record.ip = ended.agent, ended.ip
-        self._new = True
-        self._cookie = None  # a cookie for the ended id (a re-signed one) must not go out
-        self._changed.clear()
-        self._touch = False
-        self._max_age_set = False
-        self._due = False
+        pending = self._pending
+        pending.clear()
+        pending.new = True
+        pending.cookie = None  # a cookie for the ended id (a re-signed one) must not go out
 
     def regenerate(self) -> None:
         """Give the session a new id and keep its data; the old id stops working.
@@ -203,7 +178,7 @@ class Session(MutableMapping[str, Any]):
         """
         self._end("regenerate")
         self._record.id = self._manager.config.new_id()
-        self._new = True
+        self._pending.new = True
 
     # -- flash messages ---------------------------------------------------------------
 
@@ -243,41 +218,48 @@ class Session(MutableMapping[str, Any]):
         """
         await self._manager.reload(self)
 
-    # -- for the manager --------------------------------------------------------------
+    # -- ending ---------------------------------------------------------------------
 
     def _end(self, reason: str) -> None:
         """Doom the current id, if a browser may hold it, with what the session was."""
         if self._named():
-            self._doomed += ((self._record.id, reason, session_info(self)),)
+            self._pending.doomed += ((self._record.id, reason, session_info(self)),)
 
     def _named(self) -> bool:
         """Whether a browser may hold this session's id: stored, or announced on a 101.
 
         Ending such a session closes its sockets, an anonymous socket's too.
         """
-        return not self._new or self._token == self._record.id
+        return not self._pending.new or self._pending.token == self._record.id
 
-    def _pending(self) -> bool:
-        """Whether committing has anything to do in the store (cheap: every request asks)."""
-        return bool(self._new or self._doomed or self._changed or self._touch or self._due)
 
-    def _changes(self) -> Changes | None:
-        if self._new:
-            return None
-        data = self._record.data
-        changed = self._changed
-        return Changes(
-            {k: data[k] for k, kept in changed.items() if kept},
-            frozenset(k for k, kept in changed.items() if not kept),
-            self._max_age_set,
-        )
+# -- for the manager and the socket modules ------------------------------------------------
 
-    def _mark_saved(self) -> None:
-        self._new = False
-        self._touch = False
-        self._max_age_set = False
-        self._due = False
-        self._changed.clear()
+
+def fresh_session(manager: SessionManager) -> Session:
+    """A new, empty session, not stored yet."""
+    return Session(manager, _blank_record(manager), new=True)
+
+
+def pending_of(session: Session) -> Pending:
+    """What the session has left to write, and the cookie its response must carry."""
+    return session._pending
+
+
+def record_of(session: Session) -> SessionRecord:
+    """The session's record: its data as this request sees it, and its metadata."""
+    return session._record
+
+
+def replace_record(session: Session, record: SessionRecord) -> None:
+    """Take the stored ``record`` as the session's (a reload): nothing left to write."""
+    session._record = record
+    session._pending.clear()
+
+
+def start_over(session: Session) -> None:
+    """Make a session that ended elsewhere a fresh, empty, unsaved one."""
+    session._start_over()
 
 
 def note_activity(session: Session, now: float) -> None:
