@@ -118,3 +118,24 @@ async def test_a_wait_for_a_connection_counts_in_the_command_timeout(
     gc.collect()  # a queued command left unawaited would warn here (an error under -W error)
     await freezer.aclose()
     await redis.aclose()
+
+
+async def test_a_scan_gives_up_at_the_command_timeout(redis_url: str, prefix: str) -> None:
+    """count() and clear() walk the keys page by page, each page within the timeout: a
+    frozen Redis makes them fail, not hang (the client here has no timeout of its own)."""
+    redis = Redis.from_url(redis_url)
+    store = RedisStore(redis, key_prefix=prefix, command_timeout=0.3)
+    now = time.time()
+    await store.save(SessionRecord(new_id(), {"n": 1}, int(now), now), None, 60)
+    freezer = Redis.from_url(redis_url)
+    await freezer.execute_command("CLIENT", "PAUSE", 1000, "ALL")
+    start = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        await store.count()
+    assert time.monotonic() - start < 0.9
+    await asyncio.sleep(1.0 - (time.monotonic() - start) + 0.1)
+    assert await store.count() == 1
+    await store.clear()
+    assert await store.count() == 0
+    await freezer.aclose()
+    await redis.aclose()
