@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiohttp_session.memcached_storage import MemcachedStorage
 
-from aio_sessions import MemcachedStore, get_manager, get_session, setup
+from aio_sessions import MemcachedStore, StoreUnavailable, get_manager, get_session, setup
 from aio_sessions._ids import new_id
 from aio_sessions.stores import SessionRecord
 
@@ -352,7 +352,8 @@ async def test_memcached_hanging_gives_503_within_the_timeout(
     make_client: MakeClient, own_memcached: MemcachedServer
 ) -> None:
     mc = aiomcache.Client(own_memcached.host, own_memcached.port)
-    client = await make_client(store=MemcachedStore(mc, command_timeout=0.5))
+    store = MemcachedStore(mc, command_timeout=0.5)
+    client = await make_client(store=store)
     await client.get("/count")
     assert own_memcached.process is not None
     os.kill(own_memcached.process.pid, signal.SIGSTOP)
@@ -361,6 +362,11 @@ async def test_memcached_hanging_gives_503_within_the_timeout(
         started = time.monotonic()
         resp = await asyncio.wait_for(client.get("/read"), timeout=10)
         assert resp.status == 503
+        assert time.monotonic() - started < 3
+        # The key walk of count() and clear() is bounded the same way.
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(store.count(), timeout=10)
         assert time.monotonic() - started < 3
     finally:
         os.kill(own_memcached.process.pid, signal.SIGCONT)
