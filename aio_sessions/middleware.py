@@ -189,7 +189,7 @@ class SessionMiddleware:
         sockets = self.manager.sockets
         response[_WS] = session, sockets
         sockets.bind(response, session, state.guard)
-        changes = self.manager.sockets.changes
+        changes = sockets.changes
         if changes.watch_due(session):
             # Before the 101 goes out: a save elsewhere right after the open is published.
             await changes.watch(session)
