@@ -47,6 +47,17 @@ async def small_pool(request: pytest.FixtureRequest, prefix: str) -> AsyncIterat
     await client.aclose()
 
 
+@pytest.mark.parametrize("cluster", [False, True], ids=["redis", "cluster"])
+def test_a_pool_of_one_connection_is_refused_at_once(cluster: bool) -> None:
+    """The event listener keeps a connection: with one in all, every command would fail."""
+    url = "redis://127.0.0.1:1"  # never connected to
+    client = (RedisCluster if cluster else Redis).from_url(url, max_connections=1)
+    with pytest.raises(ValueError, match=r"max_connections=10.*leave the default 100"):
+        RedisStore(client)
+    with pytest.raises(ValueError, match="at least 2 connections"):
+        RedisStore.from_url(url, max_connections=1)
+
+
 async def test_the_burst_is_more_than_the_pool_serves(small_pool: RedisStore) -> None:
     """The premise: the client alone fails part of such a burst."""
     client = small_pool.client

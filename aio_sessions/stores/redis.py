@@ -23,7 +23,7 @@ from .._ids import valid_id
 from ._batch import TurnBatch
 from ._codec import Decoder, Encoder, make_codec
 from ._json import dump_data
-from ._redis_calls import Calls, ms
+from ._redis_calls import Calls, ms, pool_size
 from ._redis_writes import Writes, decode_record
 from .base import TTL, Changes, SessionRecord, Store
 
@@ -72,6 +72,17 @@ class RedisStore(Store):
             )
             raise TypeError(
                 describe("client", client, "a redis.asyncio.Redis or RedisCluster", fix)
+            )
+        if pool_size(client) < 2:
+            # One connection is the event listener's for as long as the app runs.
+            raise ValueError(
+                describe(
+                    "client",
+                    client,
+                    "a client whose pool may open at least 2 connections (per node on a "
+                    "Cluster): the store's event listener keeps one",
+                    "e.g. Redis.from_url(url, max_connections=10), or leave the default 100",
+                )
             )
         check_str("key_prefix", key_prefix, "key_prefix='AIOHTTP_SESSION_'")
         check_positive(
