@@ -11,6 +11,7 @@ from .config import SessionConfig, refuse_cookie_store
 from .devices import Devices, EndCallback, SessionInfo
 from .events import Events
 from .registry import SocketRegistry
+from .saving import changed_keys, save_existing, save_new
 from .session import (
     Session,
     fresh_session,
@@ -118,11 +119,11 @@ class SessionManager:
             pending.doomed = ()
             await self.devices.end_doomed(doomed)
         if pending.new:
-            await self._save_new(session, ended=bool(doomed))
+            await save_new(self, session, ended=bool(doomed))
         elif pending.changed or pending.max_age_set:
-            await self._save_existing(session, pending.changes(record_of(session).data))
+            await save_existing(self, session, pending.changes(record_of(session).data))
         elif pending.touch or pending.due:
-            await self._save_existing(session, None)
+            await save_existing(self, session, None)
 
     def commit_due(self, session: Session) -> bool:
         """Whether ``commit`` has anything to do (cheap: most requests only read). A new
@@ -159,68 +160,6 @@ class SessionManager:
         """The TTL of a record saved now, computed from the record as the store keeps it."""
         return lambda record: self.config.ttl(record, now)
 
-    async def _save_new(self, session: Session, *, ended: bool) -> None:
-        record = record_of(session)
-        pending = pending_of(session)
-        wanted = record.data or pending.changed or pending.touch or self.config.save_uninitialized
-        if not wanted:
-            # Only a session this request ended loses its cookie: an unknown or stale id on a
-            # request that wrote nothing is left alone, as it may be a newer cookie's neighbour
-            # (same-name cookies) or a poll that raced a login.
-            if ended:
-                pending.cookie = ""
-            return
-        now = time.time()
-        record.accessed = now
-        # Indexed once stored (a SQLite row must exist first); a failed link fails the
-        # request, whose browser then never learns of the session.
-        link = self.users.due(record, now, wrote_user=True)
-        value = await self.store.save(record, None, self.ttl_at(now))
-        if value is None:  # a store refuses only merges, never a fresh record
-            raise RuntimeError(f"{type(self.store).__name__}.save refused a new session")
-        if link is not None:
-            await self.store.link_user(*link)
-            await self.devices.cap(record)
-        if self.store.stateless:
-            self.transport.check_size(value)
-        # No cookie when the browser has the id already: announced on a socket's 101.
-        pending.saved(value, resend=False)
-
-    async def _save_existing(self, session: Session, changes: Changes | None) -> None:
-        """Merge changes (or, with None, only extend the lifetime) into the stored record."""
-        record = record_of(session)
-        now = time.time()
-        record.accessed = now
-        wrote_user = changes is not None and self.config.user_key in changes.set
-        await self.users.renew(record, now, wrote_user=wrote_user)
-        if changes is None:
-            value = await self.store.touch(record, self.ttl_at(now))
-        else:
-            value = await self.store.save(record, changes, self.ttl_at(now))
-        if value is None:
-            # Ended by someone else meanwhile (a logout, a login's regenerate): do not bring
-            # it back, and send no cookie, which could only delete the newer one.
-            start_over(session)
-            return
-        if self.store.stateless:
-            self.transport.check_size(value)
-        else:
-            # The stored max_age may be longer than this request knew: renew on that.
-            await self.users.renew(record, now, wrote_user=False)
-        if changes is not None:
-            await self.sockets.changes.saved(session, record, _changed_keys(changes))
-            if wrote_user:
-                await self.devices.cap(record)
-        config = self.config
-        pending = pending_of(session)
-        resend = (
-            config.rolling
-            or pending.touch
-            or session.max_age is not None  # the server extended it: so must the browser
-            or (changes is None and config.renew)
-        )
-        pending.saved(value, resend=resend)
-
     async def reload(self, session: Session) -> None:
         """Replace a session's data with the stored data (server-side stores only)."""
         if session.new or self.store.stateless:
@@ -244,7 +183,7 @@ class SessionManager:
         session = fresh_session(self)
         session.update(data or {})
         session.touch()
-        await self._save_new(session, ended=False)
+        await save_new(self, session, ended=False)
         token = pending_of(session).token
         assert token is not None
         return token
@@ -272,7 +211,7 @@ class SessionManager:
         changes = Changes(dict(data), frozenset())
         if await self.store.save(record, changes, self.ttl_at(now)) is None:
             return False
-        await self.sockets.changes.saved(None, record, _changed_keys(changes))
+        await self.sockets.changes.saved(None, record, changed_keys(changes))
         if self.config.user_key in data:
             await self.devices.cap(record)
         return True
@@ -290,7 +229,7 @@ class SessionManager:
         if record is None or not self.config.touch_due(record, now):
             return record
         session = Session(self, record, new=False, token=session_id)
-        await self._save_existing(session, None)
+        await save_existing(self, session, None)
         return None if session.new else record
 
     async def delete(self, session_id: str) -> bool:
@@ -343,7 +282,3 @@ class SessionManager:
                 f"{type(self.store).__name__} keeps sessions in cookies; "
                 f"it cannot {action} a session by id"
             )
-
-
-def _changed_keys(changes: Changes) -> frozenset[str]:
-    return frozenset(changes.set) | changes.removed
