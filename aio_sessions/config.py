@@ -261,8 +261,7 @@ class SessionConfig:
         since = now - record.accessed
         if self.idle_timeout is not None:
             return since >= self._touch_every
-        lifetime = self._lifetime if record.max_age is None else self.lifetime(record)
-        return since >= lifetime / 2
+        return since >= self.lifetime(record) / 2
 
     # -- the request ----------------------------------------------------------------
 

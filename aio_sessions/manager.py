@@ -83,9 +83,8 @@ class SessionManager:
                 break
             tried.append(token)
             now = now or time.time()
-            # _load_live and config.expired, inlined: every request runs them.
-            record = await self.store.load(token)
-            if record is not None and now > self.config.expires_at(record):
+            record = await self.store.load(token)  # _load_live, inlined: every request runs it
+            if record is not None and self.config.expired(record, now):
                 await self._expire(record)
                 record = None
             if record is not None:
@@ -128,10 +127,8 @@ class SessionManager:
     def commit_due(self, session: Session) -> bool:
         """Whether ``commit`` has anything to do (cheap: most requests only read). A new
         session always has: its first save, or on a socket's 101 the cookie naming its id."""
-        p = pending_of(session)
-        return bool(  # Pending.any(), inlined: every request asks
-            p.new or p.doomed or p.changed or p.touch or p.due or p.cookie is not None
-        )
+        pending = pending_of(session)
+        return pending.any() or pending.cookie is not None
 
     async def commit(self, session: Session, *, socket: bool = False) -> str | None:
         """Save what a request's session has pending; the cookie its response must carry:

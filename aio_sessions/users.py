@@ -65,11 +65,8 @@ class UserIndex:
         key = self._config.user_key
         if key is None:
             return None
-        value = record.data.get(key)
-        if type(value) is str:  # the usual case, without a call
-            return value
         try:
-            return user_id(value, key)
+            return user_id(record.data.get(key), key)
         except TypeError:
             return None
 
