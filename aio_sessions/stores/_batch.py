@@ -54,15 +54,19 @@ class TurnBatch(Generic[_Item, _Result]):
             outcomes = await self._send(items)
         except BaseException as exc:
             for future in futures:
-                if not future.done():
-                    future.set_exception(exc)
+                settle(future, exc)
             if not isinstance(exc, Exception):
                 raise
             return
         for future, outcome in zip(futures, outcomes, strict=True):
-            if future.done():  # its waiter gave up (a timeout)
-                continue
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            settle(future, outcome)
+
+
+def settle(future: asyncio.Future[_Result], outcome: _Result | BaseException) -> None:
+    """Give a waiter its outcome, a value or an exception, unless it gave up (a timeout)."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

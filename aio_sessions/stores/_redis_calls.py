@@ -52,9 +52,11 @@ else:  # pragma: no cover - Python 3.10
 def outage(outcome: Any) -> Any:
     """A command's outcome, StoreUnavailable if it is an outage (a Cluster pipeline reports
     a lost node in place, for its commands alone)."""
-    if isinstance(outcome, UNAVAILABLE):
-        return StoreUnavailable(f"redis: {type(outcome).__name__}: {outcome}")
-    return outcome
+    return _unavailable(outcome) if isinstance(outcome, UNAVAILABLE) else outcome
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(f"redis: {type(exc).__name__}: {exc}")
 
 
 def pool_size(client: Redis | RedisCluster) -> int:
@@ -94,7 +96,7 @@ class Calls:
         except asyncio.TimeoutError:  # before OSError, of which it is a subclass
             raise StoreUnavailable(f"redis: no answer within {limit:g}s") from None
         except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     async def get(self, key: str) -> bytes | str | None:
         """GET one session key; a key of another type (a hash, a list) reads as b"" (corrupt).

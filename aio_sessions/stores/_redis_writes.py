@@ -22,7 +22,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 
 from ..errors import StoreUnavailable
-from ._batch import TurnBatch
+from ._batch import TurnBatch, settle
 from ._codec import Codec
 from ._json import dump_record, load_record
 from ._redis_calls import Calls, ms, outage
@@ -192,12 +192,7 @@ class _Waiter:
 
 def _settle(waiters: list[_Waiter], outcome: str | BaseException | None) -> None:
     for waiter in waiters:
-        if waiter.future.done():
-            continue
-        if isinstance(outcome, BaseException):
-            waiter.future.set_exception(outcome)
-        else:
-            waiter.future.set_result(outcome)
+        settle(waiter.future, outcome)
 
 
 def decode_record(session_id: str, raw: str | bytes, codec: Codec | None) -> SessionRecord | None:
