@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 import aio_sessions
 from aio_sessions import MemoryStore, Store
+from aio_sessions._ids import new_id
 from aio_sessions.stores.base import TTL, Changes, SessionRecord
 
 from ._services import MemcachedServer, RedisCluster, RedisServer, unavailable
@@ -37,6 +38,12 @@ async def read(request: web.Request) -> web.Response:
     """Only read the session."""
     session = await aio_sessions.get_session(request)
     return web.json_response({"data": dict(session), "new": session.new})
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test alone, so tests sharing one Redis or memcached never meet."""
+    return f"t{new_id()[:6]}_"
 
 
 @pytest.fixture

@@ -52,11 +52,6 @@ async def mc(memcached_address: Address) -> AsyncIterator[aiomcache.Client]:
     await client.close()
 
 
-@pytest.fixture
-def prefix() -> str:
-    return f"t{new_id()[:6]}_"
-
-
 async def expiry(address: Address, key: str) -> float:
     """When memcached will drop ``key``, in epoch seconds (inf: never), as it reports it."""
     reader, writer = await asyncio.open_connection(*address)

@@ -27,11 +27,6 @@ POOL = 4
 BURST = 300
 
 
-@pytest.fixture
-def prefix() -> str:
-    return f"p{new_id()[:6]}_"
-
-
 @pytest.fixture(params=[False, True], ids=["redis", "cluster"])
 async def small_pool(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[RedisStore]:
     """A store whose client may open ``POOL`` connections (per node on the Cluster)."""

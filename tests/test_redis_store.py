@@ -42,11 +42,6 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-def prefix() -> str:
-    return f"t{new_id()[:6]}_"
-
-
 class Monitor:
     """The commands clients send to Redis, read with MONITOR (commands run by scripts excluded)."""
 
